@@ -1,0 +1,4 @@
+from skybroker.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Parsing of human units used on the CLI and in YAML: durations and sizes."""
+
+from __future__ import annotations
+
+import re
+
+_DUR = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*$", re.I)
+_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 3600.0}
+
+
+def parse_duration_hours(value: str | float | int, field: str = "duration") -> float:
+    """'48h', '90m', '2d', '0.2h' or a bare number (hours) -> hours."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field}: expected a duration like '48h', got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{field}: must be >= 0, got {value}")
+        return float(value)
+    m = _DUR.match(str(value))
+    if not m:
+        raise ValueError(
+            f"{field}: expected a duration like '48h', '90m', '2d' or a number of hours, got {value!r}"
+        )
+    return float(m.group(1)) * _SECONDS[m.group(2).lower()] / 3600.0
