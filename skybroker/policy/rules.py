@@ -1,0 +1,133 @@
+"""The paper's baseline policies, exactly as its simulator implements them (vectorised).
+
+Every rule reads the tick-rounded terms of :func:`deadline_terms` (Rq, N1, N2) instead of the
+prose's "R(t) < C(t) + 2d", because that is what the simulator (and so the published costs)
+does. `finalize` is applied by the caller after these proposals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from skybroker.policy.base import (
+    EPS,
+    NONE,
+    OD,
+    SPOT,
+    TYPE_DTYPE,
+    BasePolicy,
+    RunState,
+    deadline_terms,
+)
+from skybroker.policy.registry import register_policy
+
+
+def _fill(n: int, value: int) -> np.ndarray:
+    return np.full(n, value, dtype=TYPE_DTYPE)
+
+
+def _safety_net(state: RunState, x: np.ndarray, avail: np.ndarray) -> np.ndarray:
+    """Greedy's and UP's shared tail: the N2 and N1 rules of the simulator (in that order)."""
+    t = deadline_terms(state)
+    cur = state.cur
+    # Two restarts no longer fit: an idle or on-demand run goes (or stays) on-demand.
+    x = np.where((t.need2 >= t.time_left) & ((cur == NONE) | (cur == OD)), OD, x)
+    # One restart no longer fits: keep a running spot instance, else on-demand; with d = 0 a
+    # restart is free, so spot is taken whenever there is some.
+    last = np.where((cur == SPOT) & (state.remaining_overhead < EPS), SPOT, OD)
+    last = np.where((state.overhead == 0) & avail, SPOT, last)
+    x = np.where(t.need1 >= t.time_left, last, x)
+    return x.astype(TYPE_DTYPE, copy=False)
+
+
+class OnDemandOnly(BasePolicy):
+    """On-demand for the whole job: the cost upper bound."""
+
+    name = "on_demand"
+
+    def decide(self, state: RunState, memory: dict) -> np.ndarray:
+        return _fill(state.n, OD)
+
+
+class SpotOnly(BasePolicy):
+    """Spot when available, else wait (ignores the deadline; only the final guarantee applies)."""
+
+    name = "spot_only"
+
+    def decide(self, state: RunState, memory: dict) -> np.ndarray:
+        return np.where(state.spot_any, SPOT, NONE).astype(TYPE_DTYPE)
+
+
+class Greedy(BasePolicy):
+    """Spot when available, else wait; on-demand for good once the safety net triggers."""
+
+    name = "greedy"
+
+    def decide(self, state: RunState, memory: dict) -> np.ndarray:
+        avail = state.spot_any
+        x = np.where(avail, SPOT, NONE)
+        return _safety_net(state, x, avail)
+
+
+class UniformProgress(BasePolicy):
+    """Can't Be Late's Uniform Progress: stay on or above the line W = e * C0 / R0."""
+
+    name = "uniform_progress"
+
+    def decide(self, state: RunState, memory: dict) -> np.ndarray:
+        avail = state.spot_any
+        e, w, c0, r0, d = (state.elapsed, state.work_done, state.work_total, state.deadline,
+                           state.overhead)
+        rate = c0 / r0
+        x = np.where(avail, SPOT, NONE)
+        # Behind the uniform-progress line: spot if possible, else on-demand.
+        behind = w - e * rate < 0
+        x = np.where(behind, np.where(avail, SPOT, OD), x)
+        # Hysteresis: stay on on-demand until spot returns AND progress reaches ep(e + 2d).
+        stay = (state.cur == OD) & (~avail | ((e + 2.0 * d) * rate - w >= 0))
+        x = np.where(stay, OD, x)
+        return _safety_net(state, x, avail)
+
+
+class TimeSliced(BasePolicy):
+    """The paper's Time-Sliced baseline: Greedy inside equal slices, each with its own deadline.
+
+    Our reading: the time to the deadline is cut into ``slices`` equal slices; by the end of
+    slice k the job should have done (k + 1) / slices of its work. Inside a slice the run takes
+    spot when available and waits otherwise, and switches to on-demand when the slice's
+    remaining share of work plus one restart no longer fits in what is left of the slice
+    (rounded to ticks like the simulator's rules). The global safety net still applies on top.
+    """
+
+    name = "time_sliced"
+
+    def __init__(self, slices: int = 8) -> None:
+        if int(slices) < 1:
+            raise ValueError("time_sliced: slices must be >= 1")
+        self.slices = int(slices)
+
+    def decide(self, state: RunState, memory: dict) -> np.ndarray:
+        avail = state.spot_any
+        g = state.gap
+        k = self.slices
+        length = state.deadline / k
+        idx = np.minimum(np.floor(state.elapsed / length), k - 1)
+        slice_end = (idx + 1) * length
+        target = np.minimum(state.work_total, (idx + 1) * state.work_total / k)
+        owed = np.maximum(target - state.work_done, 0.0)
+        left = np.floor((slice_end - state.elapsed) / g) * g
+        need = np.ceil((owed + state.overhead) / g) * g
+        urgent = (owed > EPS) & (need >= left)
+        x = np.where(avail, SPOT, NONE)
+        keep = (state.cur == SPOT) & avail
+        x = np.where(urgent & ~keep, OD, x)
+        # Like UP's hysteresis: once on on-demand in a slice, finish that slice's share on it.
+        x = np.where((state.cur == OD) & (owed > EPS) & ~avail, OD, x)
+        return _safety_net(state, x, avail)
+
+
+register_policy("on_demand", OnDemandOnly, aliases=("od", "on-demand", "ondemand"))
+register_policy("spot_only", SpotOnly, aliases=("spot", "spot-only"))
+register_policy("greedy", Greedy)
+register_policy("uniform_progress", UniformProgress, aliases=("up", "uniform-progress"))
+register_policy("time_sliced", TimeSliced, aliases=("time-sliced", "ts"))
