@@ -1,0 +1,228 @@
+"""The one place that creates cloud SDK clients, and this broker's identity.
+
+Why one place: every client must honour the same endpoint override (tests point boto3 at
+moto, google-cloud-compute at a GCE stub, azure-mgmt at an ARM stub; users point them at
+S3-compatible or sovereign-cloud endpoints), and SDKs must be imported lazily so that
+`sky --help` never pays for them. Nothing here imports an SDK at module level.
+
+Overrides, first match wins:
+- AWS:   config `aws.endpoint_url`, env `AWS_ENDPOINT_URL_EC2` / `AWS_ENDPOINT_URL`.
+- GCP:   config `gcp.endpoint_url`, env `SKYBROKER_GCP_ENDPOINT`; project from config
+         `gcp.project_id`, `GOOGLE_CLOUD_PROJECT`, or the ADC project.
+- Azure: config `azure.endpoint_url`, env `SKYBROKER_AZURE_ENDPOINT`; subscription from
+         config `azure.subscription_id` or `AZURE_SUBSCRIPTION_ID`; `azure.ca_bundle` /
+         `SKYBROKER_AZURE_CA_BUNDLE` for a private CA.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from skybroker.config import home, load_config
+from skybroker.errors import CredentialsError, NotSupportedError
+
+BROKER_ID_FILE = "broker_id"
+
+
+def broker_id() -> str:
+    """A stable id for this broker installation, tagged on every resource it creates."""
+    path = home() / BROKER_ID_FILE
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except OSError:
+        pass
+    value = uuid.uuid4().hex[:12]
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(value + "\n")
+    try:
+        os.link(tmp, path)  # first writer wins; concurrent launches agree on one id
+    except FileExistsError:
+        value = path.read_text().strip() or value
+    except OSError:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return value
+
+
+def cloud_config(cloud: str) -> dict[str, Any]:
+    """The `<cloud>:` section of the user's config (empty when absent)."""
+    section = load_config().get(cloud) or {}
+    return section if isinstance(section, dict) else {}
+
+
+def missing_sdk(cloud: str, exc: ImportError) -> NotSupportedError:
+    return NotSupportedError(
+        f"The {cloud.upper()} SDK is not installed ({exc.name or exc}).",
+        hint=f"pip install 'skybroker[{cloud}]'",
+    )
+
+
+# ---- AWS ----
+
+
+def aws_endpoint() -> str | None:
+    return (cloud_config("aws").get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_EC2")
+            or os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
+def aws_session(region: str | None = None) -> Any:
+    """A boto3 session (profile from config `aws.profile`, else boto3's own discovery)."""
+    try:
+        import boto3
+    except ImportError as e:
+        raise missing_sdk("aws", e) from None
+    profile = cloud_config("aws").get("profile")
+    try:
+        return boto3.session.Session(profile_name=profile, region_name=region)
+    except Exception as e:  # botocore.exceptions.ProfileNotFound and friends
+        raise CredentialsError(f"AWS profile {profile!r}: {e}") from None
+
+
+def aws_client(service: str, region: str, *, max_attempts: int = 3) -> Any:
+    """A boto3 client with the endpoint override applied and botocore's retries bounded.
+
+    Our provisioner does its own throttling backoff, so botocore's retries stay few.
+    """
+    from botocore.config import Config
+
+    cfg = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"},
+                 connect_timeout=10, read_timeout=60)
+    return aws_session(region).client(service, region_name=region, endpoint_url=aws_endpoint(),
+                                      config=cfg)
+
+
+# ---- GCP ----
+
+
+def gcp_endpoint() -> str | None:
+    return cloud_config("gcp").get("endpoint_url") or os.environ.get("SKYBROKER_GCP_ENDPOINT") or None
+
+
+def gcp_credentials() -> tuple[Any, str | None]:
+    """(credentials, project) from Application Default Credentials.
+
+    With an endpoint override and no ADC (tests, private endpoints), anonymous credentials.
+    """
+    try:
+        import google.auth
+        from google.auth import exceptions as gexc
+    except ImportError as e:
+        raise missing_sdk("gcp", e) from None
+    project = cloud_config("gcp").get("project_id") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    try:
+        creds, adc_project = google.auth.default(
+            scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except gexc.DefaultCredentialsError as e:
+        if gcp_endpoint():
+            from google.auth.credentials import AnonymousCredentials
+
+            return AnonymousCredentials(), project
+        raise CredentialsError(f"GCP: no Application Default Credentials ({e})",
+                               hint="gcloud auth application-default login") from None
+    return creds, project or adc_project
+
+
+def gcp_client(kind: str) -> Any:
+    """A google-cloud-compute client, e.g. kind='Instances', 'Firewalls', 'ZoneOperations'.
+
+    With an endpoint override, the client's extended-operation pollers (which the library
+    builds without our options and would send to the real host) are replaced by clients with
+    the same endpoint.
+    """
+    try:
+        from google.api_core.client_options import ClientOptions
+        from google.cloud import compute_v1
+    except ImportError as e:
+        raise missing_sdk("gcp", e) from None
+    creds, _ = gcp_credentials()
+    endpoint = gcp_endpoint()
+    opts = ClientOptions(api_endpoint=endpoint) if endpoint else None
+    client = getattr(compute_v1, f"{kind}Client")(credentials=creds, client_options=opts,
+                                                 transport="rest")
+    if endpoint:
+        ops = getattr(client._transport, "_extended_operations_services", None)
+        if isinstance(ops, dict):
+            for name, cls in (("zone_operations", "ZoneOperationsClient"),
+                              ("region_operations", "RegionOperationsClient"),
+                              ("global_operations", "GlobalOperationsClient")):
+                ops[name] = getattr(compute_v1, cls)(credentials=creds, client_options=opts,
+                                                     transport="rest")
+    return client
+
+
+def gcp_project() -> str:
+    _, project = gcp_credentials()
+    if not project:
+        raise CredentialsError("GCP: no project configured",
+                               hint="set gcp.project_id in config.yaml or GOOGLE_CLOUD_PROJECT")
+    return project
+
+
+# ---- Azure ----
+
+
+def azure_endpoint() -> str | None:
+    return (cloud_config("azure").get("endpoint_url") or os.environ.get("SKYBROKER_AZURE_ENDPOINT")
+            or None)
+
+
+def azure_subscription() -> str:
+    sub = cloud_config("azure").get("subscription_id") or os.environ.get("AZURE_SUBSCRIPTION_ID")
+    if not sub:
+        raise CredentialsError("Azure: no subscription id",
+                               hint="set azure.subscription_id in config.yaml or AZURE_SUBSCRIPTION_ID")
+    return str(sub)
+
+
+class StaticTokenCredential:
+    """A fixed bearer token (env SKYBROKER_AZURE_TOKEN): for private endpoints and tests."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+def azure_credential() -> Any:
+    token = os.environ.get("SKYBROKER_AZURE_TOKEN")
+    if token:
+        return StaticTokenCredential(token)
+    try:
+        from azure.identity import DefaultAzureCredential
+    except ImportError as e:
+        raise missing_sdk("azure", e) from None
+    return DefaultAzureCredential(exclude_interactive_browser_credential=True)
+
+
+def azure_client(kind: str) -> Any:
+    """An azure-mgmt client: kind is 'compute', 'network' or 'resource'."""
+    try:
+        if kind == "compute":
+            from azure.mgmt.compute import ComputeManagementClient as C
+        elif kind == "network":
+            from azure.mgmt.network import NetworkManagementClient as C
+        else:
+            from azure.mgmt.resource import ResourceManagementClient as C
+    except ImportError as e:
+        raise missing_sdk("azure", e) from None
+    kwargs: dict[str, Any] = {}
+    endpoint = azure_endpoint()
+    if endpoint:
+        kwargs["base_url"] = endpoint
+        kwargs["credential_scopes"] = ["https://management.azure.com/.default"]
+    ca = cloud_config("azure").get("ca_bundle") or os.environ.get("SKYBROKER_AZURE_CA_BUNDLE")
+    if ca:
+        kwargs["connection_verify"] = ca
+    if os.environ.get("SKYBROKER_AZURE_POLLING_INTERVAL"):
+        kwargs["polling_interval"] = float(os.environ["SKYBROKER_AZURE_POLLING_INTERVAL"])
+    return C(azure_credential(), azure_subscription(), **kwargs)

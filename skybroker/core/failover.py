@@ -1,0 +1,337 @@
+"""The cloud-agnostic failover loop: walk a plan's placements until one launches.
+
+Why it exists apart from any cloud: provisioners only raise typed errors
+(`skybroker.errors`); this loop turns each error into a *block* of the right breadth, so a
+stock-out of one instance type in one zone does not hide the same type in the next zone, nor
+on-demand of that type, while bad credentials skip the whole cloud at once.
+
+Blocks (None = any):
+- CapacityError(scope="zone")          -> this instance type, this zone, this market
+- CapacityError(scope="region")        -> this instance type, this region, this market
+- CapacityError(scope="instance_type") -> this instance type, whole cloud, this market
+- CapacityError(scope="cloud")         -> whole cloud, this market
+- QuotaError                           -> this region, this market (clouds meter spot apart)
+- CredentialsError                     -> the whole cloud
+- InvalidRequestError                  -> this instance type, whole cloud, both markets
+- ThrottledError / other ProvisionError -> this zone (for this launch only)
+
+Failed offers are also remembered for a few minutes across launches in
+`<home>/failover_memory.json`, so the next launch tries them last (not never: capacity returns).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from skybroker import errors
+from skybroker.clouds import registry as _registry
+
+# Attempt outcomes.
+UP, CAPACITY, QUOTA, CREDENTIALS, INVALID, THROTTLED, ERROR, SKIPPED = (
+    "UP", "CAPACITY", "QUOTA", "CREDENTIALS", "INVALID", "THROTTLED", "ERROR", "SKIPPED",
+)
+MEMORY_FILE = "failover_memory.json"
+DEFAULT_REMEMBER_S = 300.0
+
+
+@dataclass(frozen=True)
+class Block:
+    """A blocked slice of the offer space; None fields match anything."""
+
+    cloud: str
+    region: str | None = None
+    zone: str | None = None
+    instance_type: str | None = None
+    spot: bool | None = None
+    reason: str = ""
+
+    def matches(self, p: Any) -> bool:
+        o = p.offer
+        return (
+            self.cloud == o.cloud
+            and self.region in (None, o.region)
+            and self.zone in (None, o.zone)
+            and self.instance_type in (None, o.instance_type)
+            and self.spot in (None, bool(p.spot))
+        )
+
+    def describe(self) -> str:
+        parts = [self.cloud, self.region or "", self.zone or "", self.instance_type or ""]
+        where = "/".join(x for x in parts if x)
+        market = "" if self.spot is None else (" spot" if self.spot else " on-demand")
+        return f"{where}{market}"
+
+
+@dataclass
+class Attempt:
+    """One placement tried (or skipped) during a launch, and what happened."""
+
+    placement: Any
+    outcome: str
+    error: str = ""
+    duration_s: float = 0.0
+    round: int = 1
+
+    @property
+    def where(self) -> str:
+        o = self.placement.offer
+        return "/".join(x for x in (o.cloud, o.region, o.zone or "") if x)
+
+    def line(self) -> str:
+        """One line per attempt, for progress output while the loop runs."""
+        o = self.placement.offer
+        market = "spot" if self.placement.spot else "on-demand"
+        msg = f": {self.error}" if self.error else ""
+        return f"{self.outcome:<11} {self.where} {o.instance_type} ({market}){msg}"
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter for --retry-until-up rounds."""
+
+    initial_s: float = 10.0
+    max_s: float = 300.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    _next: float = field(default=0.0, repr=False)
+
+    def next_delay(self) -> float:
+        self._next = self.initial_s if self._next == 0 else min(self._next * self.factor, self.max_s)
+        return self._next * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+def _block_for(p: Any, exc: errors.ProvisionError) -> tuple[str, Block]:
+    """The outcome label and the block an error implies for placement `p`."""
+    o, spot = p.offer, bool(p.spot)
+    msg = str(exc)
+    if isinstance(exc, errors.CredentialsError):
+        return CREDENTIALS, Block(o.cloud, reason=msg)
+    if isinstance(exc, errors.QuotaError):
+        return QUOTA, Block(o.cloud, o.region, spot=spot, reason=msg)
+    if isinstance(exc, errors.InvalidRequestError):
+        return INVALID, Block(o.cloud, instance_type=o.instance_type, reason=msg)
+    if isinstance(exc, errors.CapacityError):
+        scope = exc.scope
+        if scope == "cloud":
+            return CAPACITY, Block(o.cloud, spot=spot, reason=msg)
+        if scope == "instance_type":
+            return CAPACITY, Block(o.cloud, instance_type=o.instance_type, spot=spot, reason=msg)
+        if scope == "region" or o.zone is None:
+            return CAPACITY, Block(o.cloud, o.region, None, o.instance_type, spot, reason=msg)
+        return CAPACITY, Block(o.cloud, o.region, o.zone, o.instance_type, spot, reason=msg)
+    outcome = THROTTLED if isinstance(exc, errors.ThrottledError) else ERROR
+    return outcome, Block(o.cloud, o.region, o.zone, o.instance_type, spot, reason=msg)
+
+
+# ---- memory of failed offers across launches ----
+
+
+def _memory_path():
+    from skybroker.config import home
+
+    return home() / MEMORY_FILE
+
+
+def remember_seconds() -> float:
+    """How long failed offers are tried last (config `failover.remember_seconds`)."""
+    from skybroker.config import load_config
+
+    try:
+        return float((load_config().get("failover") or {}).get("remember_seconds", DEFAULT_REMEMBER_S))
+    except (TypeError, ValueError):
+        return DEFAULT_REMEMBER_S
+
+
+def load_memory(now: float | None = None) -> list[Block]:
+    """Unexpired remembered blocks (a missing or corrupt file is an empty memory)."""
+    now = time.time() if now is None else now
+    try:
+        rows = json.loads(_memory_path().read_text())
+    except (OSError, ValueError):
+        return []
+    out = []
+    for r in rows if isinstance(rows, list) else []:
+        try:
+            if float(r["expires"]) > now:
+                out.append(Block(**{k: r.get(k) for k in ("cloud", "region", "zone", "instance_type", "spot")},
+                                 reason=str(r.get("reason", ""))))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _write_memory(update: Callable[[list[dict]], list[dict]]) -> None:
+    """Read-modify-write the memory file under a lock, atomically replaced."""
+    path = _memory_path()
+    lock = path.with_suffix(".lock")
+    with open(lock, "a+") as lf:
+        with contextlib.suppress(ImportError, OSError):
+            import fcntl
+
+            fcntl.flock(lf, fcntl.LOCK_EX)
+        try:
+            rows = json.loads(path.read_text())
+            rows = rows if isinstance(rows, list) else []
+        except (OSError, ValueError):
+            rows = []
+        now = time.time()
+        rows = [r for r in rows if isinstance(r, dict) and float(r.get("expires", 0)) > now]
+        rows = update(rows)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(rows, indent=1))
+        os.replace(tmp, path)
+
+
+def remember(blocks: Iterable[Block], ttl_s: float | None = None) -> None:
+    """Persist blocks so the next launches try those offers last."""
+    blocks = list(blocks)
+    if not blocks:
+        return
+    ttl = remember_seconds() if ttl_s is None else ttl_s
+    expires = time.time() + ttl
+
+    def upd(rows: list[dict]) -> list[dict]:
+        keys = {tuple(asdict(b)[k] for k in ("cloud", "region", "zone", "instance_type", "spot")) for b in blocks}
+        rows = [r for r in rows if (r.get("cloud"), r.get("region"), r.get("zone"),
+                                    r.get("instance_type"), r.get("spot")) not in keys]
+        return rows + [dict(asdict(b), expires=expires) for b in blocks]
+
+    _write_memory(upd)
+
+
+def forget(placement: Any) -> None:
+    """Drop remembered blocks a successful launch disproved."""
+    with contextlib.suppress(OSError):
+        _write_memory(lambda rows: [r for r in rows if not Block(
+            **{k: r.get(k) for k in ("cloud", "region", "zone", "instance_type", "spot")}).matches(placement)])
+
+
+def order_by_memory(placements: Sequence[Any], memory: Sequence[Block]) -> list[Any]:
+    """Plan order, except recently failed offers go last (still in plan order among them)."""
+    fresh = [p for p in placements if not any(b.matches(p) for b in memory)]
+    stale = [p for p in placements if any(b.matches(p) for b in memory)]
+    return fresh + stale
+
+
+# ---- the loop ----
+
+
+def format_attempts(attempts: Sequence[Attempt]) -> str:
+    """A plain-text table of tried placements (skipped ones are counted, not listed)."""
+    tried = [a for a in attempts if a.outcome != SKIPPED]
+    skipped = len(attempts) - len(tried)
+    head = ("#", "CLOUD", "REGION", "ZONE", "INSTANCE TYPE", "MARKET", "OUTCOME", "ERROR")
+    rows = [head]
+    for i, a in enumerate(tried, 1):
+        o = a.placement.offer
+        err = a.error if len(a.error) <= 90 else a.error[:87] + "..."
+        rows.append((str(i), o.cloud, o.region, o.zone or "-", o.instance_type,
+                     "spot" if a.placement.spot else "on-demand", a.outcome, err))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head) - 1)]
+    lines = ["  ".join(r[c].ljust(widths[c]) for c in range(len(head) - 1)) + "  " + r[-1]
+             for r in rows]
+    if skipped:
+        lines.append(f"({skipped} placement(s) skipped: blocked by the failures above)")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cleanup(prov: Any, spec: Any) -> None:
+    """Best effort: a failed launch may have created some nodes; terminate them by tag."""
+    from skybroker.clouds.base import ClusterInfo
+
+    info = ClusterInfo(spec.cluster_name, spec.cloud, spec.region, spec.zone,
+                       spec.instance_type, spec.spot)
+    with contextlib.suppress(errors.ProvisionError, NotImplementedError):
+        prov.terminate(info)
+
+
+def provision_with_failover(
+    plan: Any,
+    make_spec: Callable[[Any], Any],
+    *,
+    on_attempt: Callable[[Attempt], None] | None = None,
+    retry_until_up: bool = False,
+    get_provisioner: Callable[[str], Any] = _registry.get_provisioner,
+    before_attempt: Callable[[Any, Any], None] | None = None,
+    backoff: Backoff | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    max_rounds: int | None = None,
+) -> tuple[Any, Any, list[Attempt]]:
+    """Launch on the first placement of `plan` that works; return (ClusterInfo, Placement, attempts).
+
+    `before_attempt(placement, spec)` runs just before each launch call (record the region in
+    the state DB there, so an interrupted launch can be reconciled). Non-cloud exceptions
+    (bugs, KeyboardInterrupt) propagate: nothing is swallowed; resources are tagged, so
+    `status --refresh` / `down` find them. Raises ResourcesUnavailableError with the
+    attempts table when nothing launches (after `max_rounds` rounds with retry_until_up).
+    """
+    placements = list(getattr(plan, "placements", plan))
+    if not placements:
+        raise errors.ResourcesUnavailableError("The plan has no feasible placement.")
+    placements = order_by_memory(placements, load_memory())
+    backoff = backoff or Backoff()
+    attempts: list[Attempt] = []
+    permanent: list[Block] = []  # credentials / invalid: never worth a second round
+    provisioners: dict[str, Any] = {}
+    rnd = 0
+    while True:
+        rnd += 1
+        blocks: list[Block] = list(permanent)
+        for p in placements:
+            hit = next((b for b in blocks if b.matches(p)), None)
+            if hit is not None:
+                attempts.append(Attempt(p, SKIPPED, f"blocked: {hit.describe()}", round=rnd))
+                continue
+            cloud = p.offer.cloud
+            t0 = time.monotonic()
+            spec = None
+            try:
+                if cloud not in provisioners:
+                    provisioners[cloud] = get_provisioner(cloud)
+                prov = provisioners[cloud]
+                spec = make_spec(p)
+                if not getattr(spec, "broker_id", "x"):
+                    from skybroker.clouds.clients import broker_id
+
+                    spec.broker_id = broker_id()
+                if before_attempt is not None:
+                    before_attempt(p, spec)
+                info = prov.launch(spec)
+            except errors.ProvisionError as e:
+                outcome, block = _block_for(p, e)
+                a = Attempt(p, outcome, str(e) or type(e).__name__, time.monotonic() - t0, rnd)
+                attempts.append(a)
+                blocks.append(block)
+                if outcome in (CREDENTIALS, INVALID):
+                    permanent.append(block)
+                if outcome not in (THROTTLED, ERROR, CREDENTIALS):
+                    with contextlib.suppress(OSError):
+                        remember([block])
+                if spec is not None and outcome != CREDENTIALS:
+                    _cleanup(provisioners[cloud], spec)
+                if on_attempt is not None:
+                    on_attempt(a)
+                continue
+            a = Attempt(p, UP, "", time.monotonic() - t0, rnd)
+            attempts.append(a)
+            if on_attempt is not None:
+                on_attempt(a)
+            forget(p)
+            return info, p, attempts
+        all_permanent = all(any(b.matches(p) for b in permanent) for p in placements)
+        if not retry_until_up or all_permanent or (max_rounds is not None and rnd >= max_rounds):
+            break
+        sleep(backoff.next_delay())
+    n = sum(a.outcome != SKIPPED for a in attempts)
+    raise errors.ResourcesUnavailableError(
+        f"Failed to launch on any of {len(placements)} placement(s) ({n} attempt(s)"
+        f"{f', {rnd} rounds' if rnd > 1 else ''}):\n{format_attempts(attempts)}",
+        hint="Try other clouds/regions, relax the resources, or use --retry-until-up.",
+    )

@@ -1,0 +1,208 @@
+"""The failover loop against a tiny fake cloud (a test double of a cloud, not of our code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from skybroker import errors
+from skybroker.clouds.base import ClusterInfo, ClusterSpec, NodeInfo
+from skybroker.core import failover as fo
+
+
+@dataclass
+class Offer:
+    cloud: str
+    region: str
+    zone: str | None
+    instance_type: str
+
+
+@dataclass
+class Placement:
+    offer: Offer
+    spot: bool
+    num_nodes: int = 1
+    hourly_cost: float = 1.0
+
+
+@dataclass
+class Plan:
+    placements: list
+
+
+class FakeCloud:
+    """Fails launches per (region, zone, instance_type, spot) with the configured error."""
+
+    def __init__(self, cloud: str, faults: dict | None = None) -> None:
+        self.cloud = cloud
+        self.faults = dict(faults or {})
+        self.launched: list[ClusterSpec] = []
+        self.calls: list[tuple] = []
+        self.terminated: list[str] = []
+
+    def launch(self, spec: ClusterSpec) -> ClusterInfo:
+        key = (spec.region, spec.zone, spec.instance_type, spec.spot)
+        self.calls.append(key)
+        for k in (key, (spec.region, spec.zone, spec.instance_type, None), (spec.region, None, None, None)):
+            if k in self.faults:
+                raise self.faults[k]
+        self.launched.append(spec)
+        return ClusterInfo(spec.cluster_name, self.cloud, spec.region, spec.zone,
+                           spec.instance_type, spec.spot, [NodeInfo("i-1", 0, "RUNNING")])
+
+    def terminate(self, cluster: ClusterInfo) -> None:
+        self.terminated.append(cluster.cluster_name)
+
+
+def P(cloud, region, zone, itype="m5.large", spot=True):
+    return Placement(Offer(cloud, region, zone, itype), spot)
+
+
+def make_spec(p):
+    o = p.offer
+    return ClusterSpec("c1", o.cloud, o.region, o.zone, o.instance_type, p.spot, p.num_nodes)
+
+
+def run(plan, clouds, **kw):
+    return fo.provision_with_failover(Plan(plan), make_spec, get_provisioner=lambda c: clouds[c], **kw)
+
+
+def test_first_placement_with_capacity_wins_in_plan_order_across_zones_regions_clouds():
+    cap = lambda: errors.CapacityError("InsufficientInstanceCapacity", scope="zone")  # noqa: E731
+    aws = FakeCloud("aws", {
+        ("us-east-1", "us-east-1a", "p5", True): cap(),
+        ("us-east-1", "us-east-1b", "p5", True): cap(),
+        ("us-east-1", "us-east-1c", "p5", True): cap(),
+        ("us-west-2", None, None, None): errors.QuotaError("VcpuLimitExceeded"),
+    })
+    gcp = FakeCloud("gcp", {("us-central1", "us-central1-a", "a3", True): cap()})
+    plan = [P("aws", "us-east-1", z, "p5") for z in ("us-east-1a", "us-east-1b", "us-east-1c")]
+    plan += [P("aws", "us-west-2", "us-west-2a", "p5"), P("aws", "us-west-2", "us-west-2b", "p5")]
+    plan += [P("gcp", "us-central1", "us-central1-a", "a3"), P("gcp", "us-central1", "us-central1-b", "a3")]
+    seen = []
+    info, placement, attempts = run(plan, {"aws": aws, "gcp": gcp}, on_attempt=seen.append)
+    assert placement is plan[-1] and info.cloud == "gcp" and info.zone == "us-central1-b"
+    assert [a.outcome for a in attempts] == ["CAPACITY"] * 3 + ["QUOTA", "SKIPPED", "CAPACITY", "UP"]
+    assert [a.outcome for a in seen] == ["CAPACITY"] * 3 + ["QUOTA", "CAPACITY", "UP"]
+    # The quota error blocked the region: us-west-2b was never called.
+    assert ("us-west-2", "us-west-2b", "p5", True) not in aws.calls
+    assert gcp.launched[0].broker_id  # filled from the persisted broker id
+
+
+def test_spot_stockout_does_not_block_on_demand_of_same_type():
+    aws = FakeCloud("aws", {("r", "r-a", "g5", True): errors.CapacityError("no spot", "zone")})
+    plan = [P("aws", "r", "r-a", "g5", spot=True), P("aws", "r", "r-a", "g5", spot=False)]
+    info, placement, attempts = run(plan, {"aws": aws})
+    assert placement.spot is False and [a.outcome for a in attempts] == ["CAPACITY", "UP"]
+
+
+def test_zone_stockout_of_one_type_keeps_other_types_in_that_zone():
+    aws = FakeCloud("aws", {("r", "r-a", "p5", True): errors.CapacityError("x", "zone")})
+    plan = [P("aws", "r", "r-a", "p5"), P("aws", "r", "r-a", "g5")]
+    _, placement, _ = run(plan, {"aws": aws})
+    assert placement.offer.instance_type == "g5"
+
+
+def test_region_scope_blocks_type_in_all_zones_of_region():
+    aws = FakeCloud("aws", {("r", "r-a", "p5", True): errors.CapacityError("x", "region")})
+    plan = [P("aws", "r", "r-a", "p5"), P("aws", "r", "r-b", "p5"), P("aws", "s", "s-a", "p5")]
+    _, placement, attempts = run(plan, {"aws": aws})
+    assert placement.offer.region == "s"
+    assert [a.outcome for a in attempts] == ["CAPACITY", "SKIPPED", "UP"]
+
+
+def test_credentials_block_the_whole_cloud_and_invalid_blocks_type():
+    aws = FakeCloud("aws", {("r", None, None, None): errors.CredentialsError("AuthFailure")})
+    gcp = FakeCloud("gcp", {("g", "g-a", "bad", None): errors.InvalidRequestError("bad type")})
+    plan = [P("aws", "r", "r-a"), P("aws", "s", "s-a"), P("gcp", "g", "g-a", "bad"),
+            P("gcp", "g", "g-b", "bad", spot=False), P("gcp", "g", "g-b", "good")]
+    _, placement, attempts = run(plan, {"aws": aws, "gcp": gcp})
+    assert placement.offer.instance_type == "good"
+    assert [a.outcome for a in attempts] == ["CREDENTIALS", "SKIPPED", "INVALID", "SKIPPED", "UP"]
+    assert aws.terminated == []  # no cleanup call into a cloud whose credentials failed
+    assert gcp.terminated == ["c1"]  # failed attempt cleaned up by tag
+
+
+def test_total_failure_raises_with_attempts_table():
+    aws = FakeCloud("aws", {("r", None, None, None): errors.CapacityError("InsufficientInstanceCapacity", "zone")})
+    plan = [P("aws", "r", "r-a"), P("aws", "r", "r-b")]
+    with pytest.raises(errors.ResourcesUnavailableError) as ei:
+        run(plan, {"aws": aws})
+    msg = str(ei.value)
+    assert "CLOUD" in msg and "OUTCOME" in msg and msg.count("InsufficientInstanceCapacity") == 2
+    assert "r-a" in msg and "r-b" in msg
+
+
+def test_failed_offers_are_tried_last_on_the_next_launch_then_expire(monkeypatch):
+    cap = errors.CapacityError("stockout", "zone")
+    aws = FakeCloud("aws", {("r", "r-a", "p5", True): cap})
+    plan = [P("aws", "r", "r-a", "p5"), P("aws", "r", "r-b", "p5")]
+    run(plan, {"aws": aws})
+    aws2 = FakeCloud("aws")
+    _, placement, attempts = run(plan, {"aws": aws2})
+    assert placement.offer.zone == "r-b" and len(attempts) == 1  # r-a is now last
+    # After expiry the plan order is back.
+    import time as _time
+
+    real = _time.time
+    monkeypatch.setattr(fo.time, "time", lambda: real() + fo.DEFAULT_REMEMBER_S + 1)
+    _, placement, _ = run(plan, {"aws": FakeCloud("aws")})
+    assert placement.offer.zone == "r-a"
+
+
+def test_success_forgets_the_remembered_block():
+    fo.remember([fo.Block("aws", "r", "r-a", "p5", True, "old")])
+    _, placement, _ = run([P("aws", "r", "r-a", "p5")], {"aws": FakeCloud("aws")})
+    assert fo.load_memory() == []
+
+
+def test_corrupt_memory_file_is_ignored(sky_home):
+    (sky_home / fo.MEMORY_FILE).write_text("{not json")
+    _, placement, _ = run([P("aws", "r", "r-a")], {"aws": FakeCloud("aws")})
+    assert placement.offer.zone == "r-a"
+
+
+def test_retry_until_up_loops_with_backoff_until_capacity_returns():
+    class Flaky(FakeCloud):
+        def launch(self, spec):
+            if len(self.calls) < 5:
+                self.calls.append(spec.zone)
+                raise errors.CapacityError("stockout", "zone")
+            return super().launch(spec)
+
+    sleeps = []
+    aws = Flaky("aws")
+    plan = [P("aws", "r", "r-a"), P("aws", "r", "r-b")]
+    _, placement, attempts = run(plan, {"aws": aws}, retry_until_up=True, sleep=sleeps.append,
+                                 backoff=fo.Backoff(initial_s=1, max_s=4, jitter=0))
+    assert sleeps == [1, 2]  # two failed rounds, exponential
+    assert attempts[-1].outcome == "UP" and attempts[-1].round == 3
+
+
+def test_retry_until_up_gives_up_when_only_permanent_blocks_remain():
+    aws = FakeCloud("aws", {("r", None, None, None): errors.CredentialsError("no creds")})
+    with pytest.raises(errors.ResourcesUnavailableError):
+        run([P("aws", "r", "r-a")], {"aws": aws}, retry_until_up=True, sleep=lambda s: None)
+
+
+def test_keyboard_interrupt_propagates_and_before_attempt_sees_spec():
+    class Boom(FakeCloud):
+        def launch(self, spec):
+            raise KeyboardInterrupt
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        run([P("aws", "r", "r-a")], {"aws": Boom("aws")}, before_attempt=lambda p, s: seen.append(s))
+    assert seen and seen[0].broker_id
+
+
+def test_empty_plan_is_a_clear_error():
+    with pytest.raises(errors.ResourcesUnavailableError, match="no feasible"):
+        run([], {})
+
+
+def test_backoff_is_capped():
+    b = fo.Backoff(initial_s=10, max_s=25, jitter=0)
+    assert [b.next_delay() for _ in range(4)] == [10, 20, 25, 25]
