@@ -84,7 +84,7 @@ def test_first_placement_with_capacity_wins_in_plan_order_across_zones_regions_c
     seen = []
     info, placement, attempts = run(plan, {"aws": aws, "gcp": gcp}, on_attempt=seen.append)
     assert placement is plan[-1] and info.cloud == "gcp" and info.zone == "us-central1-b"
-    assert [a.outcome for a in attempts] == ["CAPACITY"] * 3 + ["QUOTA", "SKIPPED", "CAPACITY", "UP"]
+    assert [a.outcome for a in attempts] == ["CAPACITY"] * 3 + ["QUOTA", "CAPACITY", "UP"]
     assert [a.outcome for a in seen] == ["CAPACITY"] * 3 + ["QUOTA", "CAPACITY", "UP"]
     # The quota error blocked the region: us-west-2b was never called.
     assert ("us-west-2", "us-west-2b", "p5", True) not in aws.calls
@@ -110,7 +110,7 @@ def test_region_scope_blocks_type_in_all_zones_of_region():
     plan = [P("aws", "r", "r-a", "p5"), P("aws", "r", "r-b", "p5"), P("aws", "s", "s-a", "p5")]
     _, placement, attempts = run(plan, {"aws": aws})
     assert placement.offer.region == "s"
-    assert [a.outcome for a in attempts] == ["CAPACITY", "SKIPPED", "UP"]
+    assert [a.outcome for a in attempts] == ["CAPACITY", "UP"]
 
 
 def test_credentials_block_the_whole_cloud_and_invalid_blocks_type():
@@ -120,7 +120,7 @@ def test_credentials_block_the_whole_cloud_and_invalid_blocks_type():
             P("gcp", "g", "g-b", "bad", spot=False), P("gcp", "g", "g-b", "good")]
     _, placement, attempts = run(plan, {"aws": aws, "gcp": gcp})
     assert placement.offer.instance_type == "good"
-    assert [a.outcome for a in attempts] == ["CREDENTIALS", "SKIPPED", "INVALID", "SKIPPED", "UP"]
+    assert [a.outcome for a in attempts] == ["CREDENTIALS", "INVALID", "UP"]
     assert aws.terminated == []  # no cleanup call into a cloud whose credentials failed
     assert gcp.terminated == ["c1"]  # failed attempt cleaned up by tag
 
@@ -133,6 +133,26 @@ def test_total_failure_raises_with_attempts_table():
     msg = str(ei.value)
     assert "CLOUD" in msg and "OUTCOME" in msg and msg.count("InsufficientInstanceCapacity") == 2
     assert "r-a" in msg and "r-b" in msg
+
+
+def test_missing_sdk_blocks_the_cloud_not_the_launch():
+    def get(cloud):
+        if cloud == "azure":
+            raise errors.NotSupportedError("The AZURE SDK is not installed", hint="pip install 'skybroker[azure]'")
+        return FakeCloud(cloud)
+
+    plan = [P("azure", "eastus", "1"), P("azure", "westus", "1"), P("aws", "r", "r-a")]
+    _, placement, attempts = fo.provision_with_failover(Plan(plan), make_spec, get_provisioner=get)
+    assert placement.offer.cloud == "aws"
+    assert [a.outcome for a in attempts] == ["UNSUPPORTED", "UP"]
+    assert "skybroker[azure]" in attempts[0].error
+
+
+def test_table_counts_skipped_placements():
+    aws = FakeCloud("aws", {("r", None, None, None): errors.CredentialsError("AuthFailure")})
+    plan = [P("aws", "r", f"r-{i}") for i in range(50)]
+    with pytest.raises(errors.ResourcesUnavailableError, match="49 more placement"):
+        run(plan, {"aws": aws})
 
 
 def test_failed_offers_are_tried_last_on_the_next_launch_then_expire(monkeypatch):

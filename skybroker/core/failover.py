@@ -14,6 +14,7 @@ Blocks (None = any):
 - CredentialsError                     -> the whole cloud
 - InvalidRequestError                  -> this instance type, whole cloud, both markets
 - ThrottledError / other ProvisionError -> this zone (for this launch only)
+- NotSupportedError (e.g. SDK missing)  -> the whole cloud
 
 Failed offers are also remembered for a few minutes across launches in
 `<home>/failover_memory.json`, so the next launch tries them last (not never: capacity returns).
@@ -26,7 +27,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,8 +35,8 @@ from skybroker import errors
 from skybroker.clouds import registry as _registry
 
 # Attempt outcomes.
-UP, CAPACITY, QUOTA, CREDENTIALS, INVALID, THROTTLED, ERROR, SKIPPED = (
-    "UP", "CAPACITY", "QUOTA", "CREDENTIALS", "INVALID", "THROTTLED", "ERROR", "SKIPPED",
+UP, CAPACITY, QUOTA, CREDENTIALS, INVALID, THROTTLED, ERROR, UNSUPPORTED = (
+    "UP", "CAPACITY", "QUOTA", "CREDENTIALS", "INVALID", "THROTTLED", "ERROR", "UNSUPPORTED",
 )
 MEMORY_FILE = "failover_memory.json"
 DEFAULT_REMEMBER_S = 300.0
@@ -107,10 +108,12 @@ class Backoff:
         return self._next * (1 + random.uniform(-self.jitter, self.jitter))
 
 
-def _block_for(p: Any, exc: errors.ProvisionError) -> tuple[str, Block]:
+def _block_for(p: Any, exc: errors.SkyError) -> tuple[str, Block]:
     """The outcome label and the block an error implies for placement `p`."""
     o, spot = p.offer, bool(p.spot)
-    msg = str(exc)
+    msg = str(exc) + (f" ({exc.hint})" if exc.hint else "")
+    if isinstance(exc, errors.NotSupportedError):  # e.g. the cloud's SDK is not installed
+        return UNSUPPORTED, Block(o.cloud, reason=msg)
     if isinstance(exc, errors.CredentialsError):
         return CREDENTIALS, Block(o.cloud, reason=msg)
     if isinstance(exc, errors.QuotaError):
@@ -213,23 +216,31 @@ def forget(placement: Any) -> None:
             **{k: r.get(k) for k in ("cloud", "region", "zone", "instance_type", "spot")}).matches(placement)])
 
 
-def order_by_memory(placements: Sequence[Any], memory: Sequence[Block]) -> list[Any]:
-    """Plan order, except recently failed offers go last (still in plan order among them)."""
-    fresh = [p for p in placements if not any(b.matches(p) for b in memory)]
-    stale = [p for p in placements if any(b.matches(p) for b in memory)]
-    return fresh + stale
+def order_by_memory(placements: Sequence[Any], memory: Sequence[Block]) -> Iterator[Any]:
+    """Plan order, except recently failed offers go last (still in plan order among them).
+
+    Lazy: a plan may hold tens of thousands of placements built on access, and the first
+    launch attempt should not wait for all of them.
+    """
+    stale: list[int] = []
+    for i in range(len(placements)):
+        p = placements[i]
+        if memory and any(b.matches(p) for b in memory):
+            stale.append(i)
+        else:
+            yield p
+    for i in stale:
+        yield placements[i]
 
 
 # ---- the loop ----
 
 
-def format_attempts(attempts: Sequence[Attempt]) -> str:
-    """A plain-text table of tried placements (skipped ones are counted, not listed)."""
-    tried = [a for a in attempts if a.outcome != SKIPPED]
-    skipped = len(attempts) - len(tried)
+def format_attempts(attempts: Sequence[Attempt], skipped: int = 0) -> str:
+    """A plain-text table of tried placements; skipped (blocked) ones are only counted."""
     head = ("#", "CLOUD", "REGION", "ZONE", "INSTANCE TYPE", "MARKET", "OUTCOME", "ERROR")
     rows = [head]
-    for i, a in enumerate(tried, 1):
+    for i, a in enumerate(attempts, 1):
         o = a.placement.offer
         err = a.error if len(a.error) <= 90 else a.error[:87] + "..."
         rows.append((str(i), o.cloud, o.region, o.zone or "-", o.instance_type,
@@ -238,7 +249,7 @@ def format_attempts(attempts: Sequence[Attempt]) -> str:
     lines = ["  ".join(r[c].ljust(widths[c]) for c in range(len(head) - 1)) + "  " + r[-1]
              for r in rows]
     if skipped:
-        lines.append(f"({skipped} placement(s) skipped: blocked by the failures above)")
+        lines.append(f"({skipped} more placement(s) skipped: blocked by the failures above)")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -266,28 +277,31 @@ def provision_with_failover(
 ) -> tuple[Any, Any, list[Attempt]]:
     """Launch on the first placement of `plan` that works; return (ClusterInfo, Placement, attempts).
 
-    `before_attempt(placement, spec)` runs just before each launch call (record the region in
-    the state DB there, so an interrupted launch can be reconciled). Non-cloud exceptions
-    (bugs, KeyboardInterrupt) propagate: nothing is swallowed; resources are tagged, so
-    `status --refresh` / `down` find them. Raises ResourcesUnavailableError with the
-    attempts table when nothing launches (after `max_rounds` rounds with retry_until_up).
+    `attempts` lists the placements actually tried (blocked ones are skipped silently and
+    counted in the failure table). `on_attempt` is called after each try, for a progress
+    line (`Attempt.line()`). `before_attempt(placement, spec)` runs just before each launch
+    call: record the region in the state DB there, so an interrupted launch can be
+    reconciled. Non-cloud exceptions (bugs, KeyboardInterrupt) propagate; every resource is
+    tagged, so `status --refresh` / `down` find what they left. Raises
+    ResourcesUnavailableError with the attempts table when nothing launches (after
+    `max_rounds` rounds with retry_until_up; rounds are separated by `backoff`).
     """
-    placements = list(getattr(plan, "placements", plan))
-    if not placements:
+    placements = getattr(plan, "placements", plan)
+    if not len(placements):
         raise errors.ResourcesUnavailableError("The plan has no feasible placement.")
-    placements = order_by_memory(placements, load_memory())
+    memory = load_memory()
     backoff = backoff or Backoff()
     attempts: list[Attempt] = []
     permanent: list[Block] = []  # credentials / invalid: never worth a second round
     provisioners: dict[str, Any] = {}
-    rnd = 0
+    rnd = skipped = 0
     while True:
         rnd += 1
         blocks: list[Block] = list(permanent)
-        for p in placements:
-            hit = next((b for b in blocks if b.matches(p)), None)
-            if hit is not None:
-                attempts.append(Attempt(p, SKIPPED, f"blocked: {hit.describe()}", round=rnd))
+        skipped = 0
+        for p in order_by_memory(placements, memory):
+            if blocks and any(b.matches(p) for b in blocks):
+                skipped += 1
                 continue
             cloud = p.offer.cloud
             t0 = time.monotonic()
@@ -304,17 +318,17 @@ def provision_with_failover(
                 if before_attempt is not None:
                     before_attempt(p, spec)
                 info = prov.launch(spec)
-            except errors.ProvisionError as e:
+            except (errors.ProvisionError, errors.NotSupportedError) as e:
                 outcome, block = _block_for(p, e)
-                a = Attempt(p, outcome, str(e) or type(e).__name__, time.monotonic() - t0, rnd)
+                a = Attempt(p, outcome, block.reason or type(e).__name__, time.monotonic() - t0, rnd)
                 attempts.append(a)
                 blocks.append(block)
-                if outcome in (CREDENTIALS, INVALID):
+                if outcome in (CREDENTIALS, INVALID, UNSUPPORTED):
                     permanent.append(block)
-                if outcome not in (THROTTLED, ERROR, CREDENTIALS):
+                if outcome not in (THROTTLED, ERROR, CREDENTIALS, UNSUPPORTED):
                     with contextlib.suppress(OSError):
                         remember([block])
-                if spec is not None and outcome != CREDENTIALS:
+                if spec is not None and outcome not in (CREDENTIALS, UNSUPPORTED):
                     _cleanup(provisioners[cloud], spec)
                 if on_attempt is not None:
                     on_attempt(a)
@@ -325,13 +339,14 @@ def provision_with_failover(
                 on_attempt(a)
             forget(p)
             return info, p, attempts
-        all_permanent = all(any(b.matches(p) for b in permanent) for p in placements)
-        if not retry_until_up or all_permanent or (max_rounds is not None and rnd >= max_rounds):
+        if (not retry_until_up or skipped == len(placements)
+                or (max_rounds is not None and rnd >= max_rounds)
+                or all(any(b.matches(p) for b in permanent) for p in placements)):
             break
+        memory = []  # later rounds walk the plan in its own order
         sleep(backoff.next_delay())
-    n = sum(a.outcome != SKIPPED for a in attempts)
     raise errors.ResourcesUnavailableError(
-        f"Failed to launch on any of {len(placements)} placement(s) ({n} attempt(s)"
-        f"{f', {rnd} rounds' if rnd > 1 else ''}):\n{format_attempts(attempts)}",
+        f"Failed to launch on any of {len(placements)} placement(s) ({len(attempts)} attempt(s)"
+        f"{f', {rnd} rounds' if rnd > 1 else ''}):\n{format_attempts(attempts, skipped)}",
         hint="Try other clouds/regions, relax the resources, or use --retry-until-up.",
     )
