@@ -1,0 +1,301 @@
+"""Finding, parsing and caching catalog files.
+
+Lookup order for `<cloud>.csv` (first hit wins):
+  1. `<home>/catalogs/<cloud>.csv`   the user's refreshed catalog (`sky catalog refresh`)
+  2. `$SKYBROKER_CATALOG_DIR`        an explicit override (tests, odd installs)
+  3. `<repo>/catalogs/`              next to the package (source checkout, `pip install -e .`)
+  4. `<sys.prefix>/share/skybroker/catalogs/` and `skybroker/catalog/data/` (`pip install .`)
+
+The CSV is the source of truth. Parsing 57k rows costs a few hundred ms, so the first load
+writes a compiled file under `<home>/cache/catalog/`, named by the CSV's path, size and mtime:
+editing or replacing the CSV changes the name, so a stale cache is never read. It is four raw
+`.npy` arrays back to back (floats, string codes, vocabularies, vocabulary sizes): no zip, no
+pickle, and strings stay categorical, so a cold process loads all clouds in a few ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skybroker.catalog.table import COLUMNS, CSV_COLUMNS, FLOAT_COLUMNS, STR_COLUMNS, OfferTable
+from skybroker.errors import CatalogError
+
+CATALOG_DIR_ENV = "SKYBROKER_CATALOG_DIR"
+CACHE_VERSION = 1
+KNOWN_CLOUDS = ("aws", "gcp", "azure", "local")
+_REQUIRED = ("instance_type", "region", "price")
+_MEMO: dict[tuple[str, int, int], OfferTable] = {}
+
+
+def user_catalog_dir() -> Path:
+    from skybroker import config
+
+    return config.home() / "catalogs"
+
+
+def shipped_catalog_dirs() -> list[Path]:
+    """Candidate directories of the shipped catalogs, most specific first."""
+    dirs = []
+    env = os.environ.get(CATALOG_DIR_ENV)
+    if env:
+        dirs.append(Path(env).expanduser())
+    here = Path(__file__).resolve().parent
+    dirs += [here.parent.parent / "catalogs",
+             Path(sys.prefix) / "share" / "skybroker" / "catalogs",
+             here / "data"]
+    return dirs
+
+
+def catalog_path(cloud: str) -> Path:
+    """The CSV that `load_catalog(cloud)` reads (user's refreshed one first)."""
+    for d in [user_catalog_dir(), *shipped_catalog_dirs()]:
+        p = d / f"{cloud}.csv"
+        if p.is_file():
+            return p
+    raise CatalogError(
+        f"No catalog for cloud {cloud!r}.",
+        hint=f"Looked in {user_catalog_dir()} and {', '.join(map(str, shipped_catalog_dirs()))}; "
+             f"set {CATALOG_DIR_ENV} to the directory holding <cloud>.csv.",
+    )
+
+
+def available_clouds() -> list[str]:
+    """Known clouds that have a catalog file somewhere on the lookup path."""
+    out = []
+    for cloud in KNOWN_CLOUDS:
+        try:
+            catalog_path(cloud)
+        except CatalogError:
+            continue
+        out.append(cloud)
+    return out
+
+
+# --------------------------------------------------------------------------------- parsing
+
+def _to_float(col: list[str], path: Path, name: str) -> np.ndarray:
+    arr = np.array(col, dtype=object)
+    arr[arr == ""] = "nan"
+    try:
+        return arr.astype(np.float64)
+    except ValueError as e:
+        raise CatalogError(f"{path}: column {name!r} has a non-numeric value ({e})") from None
+
+
+def parse_csv(path: Path, cloud: str) -> OfferTable:
+    """Parse a catalog CSV (our schema, columns by header name, extra columns ignored)."""
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            rows = [r for r in reader if r]
+    except OSError as e:
+        raise CatalogError(f"Cannot read catalog {path}: {e}") from None
+    missing = [c for c in _REQUIRED if c not in header]
+    if missing:
+        raise CatalogError(f"{path}: missing column(s) {', '.join(missing)}",
+                           hint=f"Expected header: {','.join(CSV_COLUMNS)}")
+    width = len(header)
+    index = {name: i for i, name in enumerate(header)}
+    cells = list(zip(*(r[:width] + [""] * (width - len(r)) for r in rows), strict=True)) \
+        if rows else [()] * width
+    cols: dict[str, np.ndarray] = {}
+    n = len(rows)
+    for name in CSV_COLUMNS:
+        col = list(cells[index[name]]) if name in index else [""] * n
+        if name in FLOAT_COLUMNS:
+            cols[name] = _to_float(col, path, name)
+        else:
+            cols[name] = np.array([c.strip() for c in col], dtype=str) if n else np.array([], str)
+    if "arch" not in index:
+        cols["arch"] = np.full(n, "x86_64")
+    cols["cloud"] = np.full(n, cloud)
+    return OfferTable({c: cols[c] for c in COLUMNS})
+
+
+# ---------------------------------------------------------------------------------- caching
+
+def cache_dir() -> Path:
+    from skybroker import config
+
+    return config.home() / "cache" / "catalog"
+
+
+def _cache_file(path: Path, cloud: str) -> tuple[Path, str]:
+    st = path.stat()
+    tag = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    prefix = f"{cloud}-{tag}-"
+    return cache_dir() / f"{prefix}{st.st_size}-{st.st_mtime_ns}-v{CACHE_VERSION}.npy", prefix
+
+
+_CACHED_STR = STR_COLUMNS
+
+
+def _write_cache(table: OfferTable, target: Path, prefix: str) -> None:
+    """Four .npy arrays back to back: floats (k,n), codes (k,n), vocabularies, their sizes."""
+    floats = np.stack([table.column(c) for c in FLOAT_COLUMNS]) if len(table) else \
+        np.zeros((len(FLOAT_COLUMNS), 0))
+    parts = [table.categories(c) for c in _CACHED_STR]
+    codes = np.stack([k for _, k in parts]).astype(np.int32) if len(table) else \
+        np.zeros((len(_CACHED_STR), 0), np.int32)
+    vocab = np.concatenate([v for v, _ in parts]).astype(str)
+    sizes = np.array([len(v) for v, _ in parts], dtype=np.int64)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        for arr in (floats, codes, vocab, sizes):
+            np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+    os.replace(tmp, target)
+    for old in target.parent.glob(f"{prefix}*"):  # older versions of the same CSV
+        if old != target:
+            old.unlink(missing_ok=True)
+
+
+def _read_cache(target: Path, cloud: str) -> OfferTable | None:
+    read = np.lib.format.read_array
+    try:
+        with open(target, "rb") as fh:
+            floats, codes, vocab, sizes = (read(fh, allow_pickle=False) for _ in range(4))
+    except (OSError, ValueError, EOFError):
+        return None  # corrupt or foreign cache: reparse
+    if floats.shape[0] != len(FLOAT_COLUMNS) or codes.shape[0] != len(_CACHED_STR):
+        return None
+    n = floats.shape[1]
+    num = {c: floats[i] for i, c in enumerate(FLOAT_COLUMNS)}
+    cat = {}
+    ends = np.cumsum(sizes)
+    for i, c in enumerate(_CACHED_STR):
+        cat[c] = (vocab[ends[i] - sizes[i]:ends[i]], codes[i])
+    if cloud:  # a single-cloud file: the file name is the truth, whatever the cache says
+        cat["cloud"] = (np.array([cloud]), np.zeros(n, dtype=np.int32))
+    return OfferTable.from_parts(cat, num)
+
+
+def _cached_load(key: tuple, target: Path, prefix: str, cloud: str, build) -> OfferTable:
+    """Memo, then compiled cache file, then `build()` (which is then written to the cache)."""
+    if key in _MEMO:
+        return _MEMO[key]
+    table = _read_cache(target, cloud) if target.exists() else None
+    if table is None:
+        table = build()
+        with contextlib.suppress(OSError):  # a read-only home still works, just slower
+            _write_cache(table, target, prefix)
+    _MEMO[key] = table
+    return table
+
+
+def load_catalog(cloud: str, path: Path | None = None, use_cache: bool = True) -> OfferTable:
+    """The offer table of one cloud (compiled cache if fresh, else parse and write it)."""
+    cloud = cloud.lower()
+    path = Path(path) if path else catalog_path(cloud)
+    if not use_cache:
+        return parse_csv(path, cloud)
+    st = path.stat()
+    target, prefix = _cache_file(path, cloud)
+    return _cached_load((str(path), st.st_size, st.st_mtime_ns), target, prefix, cloud,
+                        lambda: parse_csv(path, cloud))
+
+
+def load_catalogs(clouds: list[str] | tuple[str, ...] | None = None,
+                  missing_ok: bool = False) -> OfferTable:
+    """One table over several clouds (default: every cloud that has a catalog).
+
+    The concatenation is cached too (keyed by every member's cache name), so a cold process
+    reads one file instead of merging vocabularies and copying ~100k rows each time.
+    """
+    clouds = [c.lower() for c in clouds] if clouds is not None else available_clouds()
+    found: list[tuple[str, Path]] = []
+    for cloud in clouds:
+        try:
+            found.append((cloud, catalog_path(cloud)))
+        except CatalogError:
+            if not missing_ok:
+                raise
+    if len(found) == 1:
+        return load_catalog(found[0][0], found[0][1])
+    if not found:
+        return OfferTable.empty()
+    names = [_cache_file(p, c)[0].name for c, p in found]
+    digest = hashlib.sha1("|".join(names).encode()).hexdigest()[:16]
+    prefix = "multi-" + "+".join(c for c, _ in found) + "-"
+    target = cache_dir() / f"{prefix}{digest}-v{CACHE_VERSION}.npy"
+    table = _cached_load(("multi", digest), target, prefix, "", lambda: OfferTable.concat(
+        [load_catalog(c, p) for c, p in found]))
+    return table
+
+
+# ------------------------------------------------------------------------- provenance / age
+
+@dataclass(frozen=True)
+class CatalogInfo:
+    """Where a cloud's prices come from and how old they are (unpacks as a 4-tuple)."""
+
+    path: Path
+    source: str
+    date: dt.date | None
+    age: dt.timedelta | None
+
+    def __iter__(self):
+        return iter((self.path, self.source, self.date, self.age))
+
+    def describe(self) -> str:
+        """One line for the CLI: 'aws: prices from <source>, 2026-01-21 (305 days old)'."""
+        when = "unknown date"
+        if self.date is not None:
+            when = f"{self.date.isoformat()}"
+            if self.age is not None:
+                when += f" ({self.age.days} days old)"
+        return f"prices from {self.source}, {when}"
+
+
+def _parse_date(text: str | None) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).date()
+    except ValueError:
+        try:
+            return dt.date.fromisoformat(str(text)[:10])
+        except ValueError:
+            return None
+
+
+def catalog_info(cloud: str, today: dt.date | None = None) -> CatalogInfo:
+    """Path, source, date and age of the catalog `load_catalog(cloud)` would read.
+
+    Source and date come from `SOURCES.json` next to the CSV (written by the build script and
+    by `sky catalog refresh`); without one, the file's mtime is the date.
+    """
+    path = catalog_path(cloud)
+    meta: dict = {}
+    sources = path.parent / "SOURCES.json"
+    if sources.is_file():
+        try:
+            meta = json.loads(sources.read_text()).get(cloud, {}) or {}
+        except (OSError, ValueError, AttributeError):
+            meta = {}
+    date = _parse_date(meta.get("refreshed_at") or meta.get("date"))
+    if date is None:
+        date = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).date()
+    source = str(meta.get("source") or f"{path}")
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    return CatalogInfo(path=path, source=source, date=date, age=today - date)
+
+
+def aws_zone_ids() -> dict[str, str]:
+    """Zone name (as in the AWS catalog) -> AZ id. Names are per account; ids are global."""
+    for d in shipped_catalog_dirs():
+        p = d / "aws_zone_ids.json"
+        if p.is_file():
+            return {name: zid for zid, name in json.loads(p.read_text())["zone_names"].items()}
+    return {}
