@@ -20,6 +20,7 @@ from skybroker.task.schema import (
     RESOURCES_LEGACY,
     RESOURCES_UNSUPPORTED,
     SUPPORTED_CLOUDS,
+    TASK_KEYS,
     normalize_cloud,
     unknown_key_message,
 )
@@ -115,6 +116,8 @@ def _entries(mapping: dict, loc: Loc, warnings: list[str], nested: bool) -> Entr
         if key in RESOURCES_UNSUPPORTED:
             warnings.append(kloc.message(RESOURCES_UNSUPPORTED[key]))
             continue
+        if key in TASK_KEYS:
+            raise kloc.error(f"{key!r} is a task field, not a resources field: un-indent it")
         if key not in RESOURCES_KEYS:
             raise kloc.error(unknown_key_message(key, RESOURCES_KEYS, "resources"))
         if nested and key in ("any_of", "ordered"):
@@ -190,7 +193,23 @@ def _build(entries: Entries, warnings: list[str]) -> tuple[list[Resources], str]
         "labels": F.parse_labels(*get("labels")),
         "job_recovery": F.parse_job_recovery(*job_recovery, warnings),
     }
+    _check_image(fields, get("image_id")[1])
     accelerators, kind = parse_accelerators(*get("accelerators"))
     if not accelerators:
         return [Resources(**fields)], kind
     return [Resources(accelerators={n: c}, **fields) for n, c in accelerators], kind
+
+
+def _check_image(fields: dict[str, Any], loc: Loc) -> None:
+    """A VM image is cloud- (and region-) specific; a docker image is not."""
+    image = fields["image_id"]
+    if image is None or (isinstance(image, str) and image.startswith("docker:")):
+        return
+    if fields["cloud"] is None:
+        raise loc.error(
+            f"image {image!r} belongs to one cloud: pin 'cloud' (or 'infra') next to it, "
+            "or use a 'docker:<image>' image"
+        )
+    region = fields["region"]
+    if isinstance(image, dict) and region is not None and region not in image:
+        raise loc.error(f"no image given for the pinned region {region!r}")

@@ -16,7 +16,7 @@ from skybroker.task import envs as E
 from skybroker.task.location import Loc
 from skybroker.task.resources import Resources
 from skybroker.task.resources_parse import parse_resources
-from skybroker.task.schema import TASK_KEYS, TASK_UNSUPPORTED, unknown_key_message
+from skybroker.task.schema import RESOURCES_KEYS, TASK_KEYS, TASK_UNSUPPORTED, unknown_key_message
 from skybroker.task.yaml_loader import LineDict, load_documents
 
 
@@ -38,6 +38,20 @@ class Task:
     unsupported: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list, compare=False)
     source: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.resources, Resources):
+            self.resources = [self.resources]
+        if not self.resources:
+            self.resources = [Resources()]
+        if isinstance(self.num_nodes, bool) or not isinstance(self.num_nodes, int):
+            raise TaskValidationError(
+                f"num_nodes: must be a whole number >= 1, got {self.num_nodes!r}"
+            )
+        if self.num_nodes < 1:
+            raise TaskValidationError(
+                f"num_nodes: must be a whole number >= 1, got {self.num_nodes}"
+            )
 
     # ---- construction --------------------------------------------------------------------
 
@@ -84,7 +98,7 @@ class Task:
         if not isinstance(config, dict):
             raise loc.error(
                 "a task must be a mapping of fields (name, resources, run, ...), "
-                f"got {type(config).__name__}"
+                f"got {'a list' if isinstance(config, list) else repr(config)}"
             )
         warnings: list[str] = []
         unsupported: dict[str, Any] = {}
@@ -93,6 +107,8 @@ class Task:
             if key in TASK_UNSUPPORTED:
                 warnings.append(kloc.message(TASK_UNSUPPORTED[key]))
                 unsupported[key] = plain(config[key])
+            elif key in RESOURCES_KEYS and key not in TASK_KEYS:
+                raise kloc.error(f"{key!r} is a resources field: indent it under 'resources:'")
             elif key not in TASK_KEYS:
                 raise kloc.error(unknown_key_message(key, TASK_KEYS, "the task"))
 
@@ -262,7 +278,8 @@ def _env_map(value: Any, loc: Loc, overrides: dict[str, Any] | None, what: str) 
             if not isinstance(name, str) or not E.NAME.match(name):
                 raise kloc.error(f"invalid {what[:-1]} name {k!r}: use letters, digits and _")
             if isinstance(v, (dict, list)):
-                raise kloc.error(f"value must be a string, got {type(v).__name__} {plain(v)!r}")
+                kind = "a mapping" if isinstance(v, dict) else "a list"
+                raise kloc.error(f"value must be a string, got {kind}: {plain(v)!r}")
             out[name] = None if v is None else _scalar_text(value, k, v)
     for k, v in (overrides or {}).items():
         if not isinstance(k, str) or not E.NAME.match(k):

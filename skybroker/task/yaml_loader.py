@@ -113,7 +113,10 @@ def load_documents(text: str, source: str = "<string>") -> list[Any]:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        what = " ".join(str(p) for p in (e.context, e.problem) if p)
+        context = e.context or ""
+        if context and e.context_mark is not None and e.context_mark is not mark:
+            context += f" (started on line {e.context_mark.line + 1})"
+        what = ": ".join(str(p) for p in (context, e.problem) if p)
         raise TaskValidationError(f"{where}: invalid YAML: {what}") from None
     except yaml.YAMLError as e:
         raise TaskValidationError(f"{source}: invalid YAML: {e}") from None
