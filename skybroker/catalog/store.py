@@ -19,15 +19,17 @@ import contextlib
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from skybroker.catalog.table import COLUMNS, CSV_COLUMNS, FLOAT_COLUMNS, STR_COLUMNS, OfferTable
+from skybroker.catalog.table import CSV_COLUMNS, FLOAT_COLUMNS, STR_COLUMNS, OfferTable
 from skybroker.errors import CatalogError
 
 CATALOG_DIR_ENV = "SKYBROKER_CATALOG_DIR"
@@ -83,44 +85,71 @@ def available_clouds() -> list[str]:
 
 # --------------------------------------------------------------------------------- parsing
 
-def _to_float(col: list[str], path: Path, name: str) -> np.ndarray:
-    arr = np.array(col, dtype=object)
-    arr[arr == ""] = "nan"
+_NAN = float("nan")
+
+
+def _floats(col: Sequence[str], path: Path, name: str) -> np.ndarray:
     try:
-        return arr.astype(np.float64)
+        return np.array([float(x) if x else _NAN for x in col], dtype=np.float64)
     except ValueError as e:
         raise CatalogError(f"{path}: column {name!r} has a non-numeric value ({e})") from None
 
 
+def _categorical(col: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted vocabulary, int32 codes) without sorting the whole column."""
+    seen: dict[str, int] = {}
+    codes = np.fromiter((seen.setdefault(x.strip(), len(seen)) for x in col), dtype=np.int32,
+                        count=len(col))
+    vocab = np.array(list(seen), dtype=str) if seen else np.array([""], dtype=str)
+    order = np.argsort(vocab, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return vocab[order], rank[codes]
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows; plain split when nothing is quoted (our own files), else csv."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CatalogError(f"Cannot read catalog {path}: {e}") from None
+    if '"' not in text:
+        lines = text.splitlines()
+        rows = [line.split(",") for line in lines[1:] if line]
+        header = lines[0].split(",") if lines else []
+    else:
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        rows = [r for r in reader if r]
+    return [h.strip() for h in header], rows
+
+
 def parse_csv(path: Path, cloud: str) -> OfferTable:
     """Parse a catalog CSV (our schema, columns by header name, extra columns ignored)."""
-    try:
-        with open(path, newline="") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [r for r in reader if r]
-    except OSError as e:
-        raise CatalogError(f"Cannot read catalog {path}: {e}") from None
+    header, rows = _read_rows(path)
     missing = [c for c in _REQUIRED if c not in header]
     if missing:
         raise CatalogError(f"{path}: missing column(s) {', '.join(missing)}",
                            hint=f"Expected header: {','.join(CSV_COLUMNS)}")
     width = len(header)
-    index = {name: i for i, name in enumerate(header)}
-    cells = list(zip(*(r[:width] + [""] * (width - len(r)) for r in rows), strict=True)) \
-        if rows else [()] * width
-    cols: dict[str, np.ndarray] = {}
     n = len(rows)
+    ragged = [r for r in rows if len(r) != width]
+    if ragged:
+        rows = [r[:width] + [""] * (width - len(r)) for r in rows]
+    cells = list(zip(*rows, strict=True)) if rows else [()] * width
+    index = {name: i for i, name in enumerate(header)}
+    cat: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    num: dict[str, np.ndarray] = {}
     for name in CSV_COLUMNS:
-        col = list(cells[index[name]]) if name in index else [""] * n
+        col: Sequence[str] = cells[index[name]] if name in index else [""] * n
         if name in FLOAT_COLUMNS:
-            cols[name] = _to_float(col, path, name)
+            num[name] = _floats(col, path, name)
         else:
-            cols[name] = np.array([c.strip() for c in col], dtype=str) if n else np.array([], str)
-    if "arch" not in index:
-        cols["arch"] = np.full(n, "x86_64")
-    cols["cloud"] = np.full(n, cloud)
-    return OfferTable({c: cols[c] for c in COLUMNS})
+            if name == "arch" and name not in index:
+                col = ["x86_64"] * n
+            cat[name] = _categorical(col)
+    cat["cloud"] = (np.array([cloud]), np.zeros(n, dtype=np.int32))
+    return OfferTable.from_parts(cat, num)
 
 
 # ---------------------------------------------------------------------------------- caching
@@ -247,6 +276,10 @@ class CatalogInfo:
 
     def __iter__(self):
         return iter((self.path, self.source, self.date, self.age))
+
+    @property
+    def age_days(self) -> int | None:
+        return None if self.age is None else self.age.days
 
     def describe(self) -> str:
         """One line for the CLI: 'aws: prices from <source>, 2026-01-21 (305 days old)'."""
