@@ -180,7 +180,14 @@ def _solve_ilp(unary: list[np.ndarray], pair: dict) -> list[int]:
         slack[b] += spread
     live = [np.flatnonzero(u <= u.min() + sl + 1e-9) for u, sl in zip(unary, slack)]
     prob = pulp.LpProblem("dag", pulp.LpMinimize)
-    x = [{int(s): pulp.LpVariable(f"x_{i}_{s}", cat="Binary") for s in lv}
+
+    def var(name: str, cat: str = "Continuous"):
+        # PuLP 3.x deprecates free-standing LpVariable in favour of prob.add_variable.
+        if hasattr(prob, "add_variable"):
+            return prob.add_variable(name, 0, None, cat=cat)
+        return pulp.LpVariable(name, lowBound=0, cat=cat)
+
+    x = [{int(s): var(f"x_{i}_{s}", "Binary") for s in lv}
          for i, lv in enumerate(live)]
     obj = [float(unary[i][s]) * v for i, xi in enumerate(x) for s, v in xi.items()]
     for xi in x:
@@ -190,7 +197,7 @@ def _solve_ilp(unary: list[np.ndarray], pair: dict) -> list[int]:
             for t in x[b]:
                 if m[s, t] <= 0:
                     continue
-                y = pulp.LpVariable(f"y_{a}_{b}_{s}_{t}", lowBound=0)
+                y = var(f"y_{a}_{b}_{s}_{t}")
                 prob += y >= x[a][s] + x[b][t] - 1
                 obj.append(float(m[s, t]) * y)
     prob += pulp.lpSum(obj)
