@@ -60,13 +60,26 @@ class RunState:
 
     @property
     def n(self) -> int:
-        return int(np.shape(self.elapsed)[0])
+        return int(np.shape(self.work_done)[0])
+
+    _terms: DeadlineTerms | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        a = self.spot_available
+        if a.dtype != bool:
+            a = self.spot_available = np.asarray(a, dtype=bool)
+        #: Whether spot can be had in *some* zone now: what single-zone rules look at.
+        self.spot_any: np.ndarray = a.any(axis=1) if a.ndim == 2 else a
 
     @property
-    def spot_any(self) -> np.ndarray:
-        """Whether spot can be had in *some* zone now: what single-zone rules look at."""
-        a = np.asarray(self.spot_available, dtype=bool)
-        return a.any(axis=1) if a.ndim == 2 else a
+    def terms(self) -> DeadlineTerms:
+        """The tick-rounded deadline terms, computed once per state (policy and finalize share).
+
+        Cached on the state, so a caller that mutates the state's arrays builds a new state.
+        """
+        if self._terms is None:
+            self._terms = deadline_terms(self)
+        return self._terms
 
     @property
     def remaining_work(self) -> np.ndarray:
@@ -115,11 +128,18 @@ def memory_from_json(data: dict[str, list]) -> dict[str, np.ndarray]:
 
 @dataclass
 class DeadlineTerms:
-    """The tick-rounded quantities of the simulator's safety rules (seconds, shape (n,))."""
+    """The simulator's tick-rounded safety quantities, in whole ticks (shape (n,)).
 
-    time_left: np.ndarray  # Rq = floor((R0 - e) / g) * g
-    need1: np.ndarray  # N1 = ceil((C + d) / g) * g: time to finish after one restart
-    need2: np.ndarray  # N2 = ceil((C + 2d) / g) * g: ... after two restarts
+    Rq = floor((R0 - e) / g) ticks left; N1 = ceil((C + d) / g) ticks needed after one restart,
+    N2 = ceil((C + 2d) / g) after two. Comparing tick counts is exactly comparing the
+    simulator's seconds (g > 0), minus three multiplications per tick.
+    """
+
+    left: np.ndarray
+    need1: np.ndarray
+    need2: np.ndarray
+    must_go: np.ndarray  # N1 >= Rq: one restart is all the slack left (the guarantee's test)
+    two_restarts_late: np.ndarray  # N2 >= Rq: two more restarts no longer fit
 
 
 def deadline_terms(state: RunState) -> DeadlineTerms:
@@ -127,10 +147,12 @@ def deadline_terms(state: RunState) -> DeadlineTerms:
     g = state.gap
     c = state.work_total - state.work_done
     d = state.overhead
-    rq = np.floor((state.deadline - state.elapsed) / g) * g
-    n1 = np.ceil((c + d) / g) * g
-    n2 = np.ceil((c + 2.0 * d) / g) * g
-    return DeadlineTerms(rq, n1, n2)
+    left = np.floor((state.deadline - state.elapsed) / g)
+    c += d
+    need1 = np.ceil(c / g)
+    c += d
+    need2 = np.ceil(c / g)
+    return DeadlineTerms(left, need1, need2, need1 >= left, need2 >= left)
 
 
 def _choose_zone(state: RunState, kind: np.ndarray, proposed: np.ndarray | None) -> np.ndarray:
@@ -162,12 +184,11 @@ def finalize(state: RunState, proposal: np.ndarray | Decision) -> Decision:
     else:
         kind, zone = np.asarray(proposal), None
     kind = kind.astype(TYPE_DTYPE, copy=True)
-    t = deadline_terms(state)
-    must = t.need1 >= t.time_left
-    keep_spot = (state.prev == SPOT) & (state.remaining_overhead < EPS)
-    kind[must] = np.where(keep_spot, SPOT, OD)[must]
-    avail = state.spot_any
-    kind[(kind == SPOT) & ~avail] = NONE
+    must = state.terms.must_go
+    if must.any():
+        keep_spot = (state.prev == SPOT) & (state.remaining_overhead < EPS)
+        kind[must] = np.where(keep_spot, SPOT, OD)[must]
+    kind[np.greater(kind == SPOT, state.spot_any)] = NONE  # SPOT but none to be had (a > b: a & ~b)
     if np.ndim(state.spot_available) == 2:
         return Decision(kind, _choose_zone(state, kind, zone))
     return Decision(kind, None)

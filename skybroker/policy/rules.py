@@ -17,7 +17,6 @@ from skybroker.policy.base import (
     TYPE_DTYPE,
     BasePolicy,
     RunState,
-    deadline_terms,
 )
 from skybroker.policy.registry import register_policy
 
@@ -26,18 +25,25 @@ def _fill(n: int, value: int) -> np.ndarray:
     return np.full(n, value, dtype=TYPE_DTYPE)
 
 
-def _safety_net(state: RunState, x: np.ndarray, avail: np.ndarray) -> np.ndarray:
-    """Greedy's and UP's shared tail: the N2 and N1 rules of the simulator (in that order)."""
-    t = deadline_terms(state)
+def _compose(state: RunState, avail: np.ndarray, to_od: np.ndarray) -> np.ndarray:
+    """SPOT if available else NONE, overridden to OD by ``to_od`` and by the safety net.
+
+    The rules of Greedy and UP before the last one only ever turn a proposal into OD, so they
+    fold into one mask; the N2 rule joins it, and the N1 rule (the last word) is applied on top:
+    when one restart is all the slack left, keep a fully restarted spot instance, else go
+    on-demand, except that with d = 0 a restart is free and spot is taken whenever there is some.
+    """
+    t = state.terms
     cur = state.cur
-    # Two restarts no longer fit: an idle or on-demand run goes (or stays) on-demand.
-    x = np.where((t.need2 >= t.time_left) & ((cur == NONE) | (cur == OD)), OD, x)
-    # One restart no longer fits: keep a running spot instance, else on-demand; with d = 0 a
-    # restart is free, so spot is taken whenever there is some.
-    last = np.where((cur == SPOT) & (state.remaining_overhead < EPS), SPOT, OD)
-    last = np.where((state.overhead == 0) & avail, SPOT, last)
-    x = np.where(t.need1 >= t.time_left, last, x)
-    return x.astype(TYPE_DTYPE, copy=False)
+    # N2 >= Rq: two restarts no longer fit, so an idle or on-demand run goes (stays) on-demand.
+    to_od = to_od | (t.two_restarts_late & (cur != SPOT))
+    x = avail.astype(TYPE_DTYPE)  # SPOT == 1, NONE == 0
+    x[to_od] = OD
+    must = t.must_go
+    if must.any():
+        keep = ((cur == SPOT) & (state.remaining_overhead < EPS)) | ((state.overhead == 0) & avail)
+        x[must] = np.where(keep, SPOT, OD)[must]
+    return x
 
 
 class OnDemandOnly(BasePolicy):
@@ -65,8 +71,7 @@ class Greedy(BasePolicy):
 
     def decide(self, state: RunState, memory: dict) -> np.ndarray:
         avail = state.spot_any
-        x = np.where(avail, SPOT, NONE)
-        return _safety_net(state, x, avail)
+        return _compose(state, avail, np.zeros(state.n, dtype=bool))
 
 
 class UniformProgress(BasePolicy):
@@ -79,14 +84,14 @@ class UniformProgress(BasePolicy):
         e, w, c0, r0, d = (state.elapsed, state.work_done, state.work_total, state.deadline,
                            state.overhead)
         rate = c0 / r0
-        x = np.where(avail, SPOT, NONE)
-        # Behind the uniform-progress line: spot if possible, else on-demand.
-        behind = w - e * rate < 0
-        x = np.where(behind, np.where(avail, SPOT, OD), x)
-        # Hysteresis: stay on on-demand until spot returns AND progress reaches ep(e + 2d).
-        stay = (state.cur == OD) & (~avail | ((e + 2.0 * d) * rate - w >= 0))
-        x = np.where(stay, OD, x)
-        return _safety_net(state, x, avail)
+        unavail = ~avail
+        # Behind the uniform-progress line (W - ep(e) < 0): spot if possible, else on-demand.
+        to_od = (w - e * rate < 0) & unavail
+        # Hysteresis: stay on on-demand until spot returns AND progress passes ep(e + 2d).
+        on_od = state.cur == OD
+        if on_od.any():
+            to_od |= on_od & (unavail | ((e + 2.0 * d) * rate - w >= 0))
+        return _compose(state, avail, to_od)
 
 
 class TimeSliced(BasePolicy):
@@ -118,12 +123,11 @@ class TimeSliced(BasePolicy):
         left = np.floor((slice_end - state.elapsed) / g) * g
         need = np.ceil((owed + state.overhead) / g) * g
         urgent = (owed > EPS) & (need >= left)
-        x = np.where(avail, SPOT, NONE)
         keep = (state.cur == SPOT) & avail
-        x = np.where(urgent & ~keep, OD, x)
+        to_od = urgent & ~keep
         # Like UP's hysteresis: once on on-demand in a slice, finish that slice's share on it.
-        x = np.where((state.cur == OD) & (owed > EPS) & ~avail, OD, x)
-        return _safety_net(state, x, avail)
+        to_od |= (state.cur == OD) & (owed > EPS) & ~avail
+        return _compose(state, avail, to_od)
 
 
 register_policy("on_demand", OnDemandOnly, aliases=("od", "on-demand", "ondemand"))
