@@ -18,6 +18,16 @@ from skybroker import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "launch": ("skybroker.cli.launch", "launch", "Launch a task on the cheapest feasible placement (or plan it with --dryrun)."),
     "show-gpus": ("skybroker.cli.show_gpus", "show_gpus", "List accelerators, where they are offered and at what price."),
+    "exec": ("skybroker.cli.exec", "exec_", "Run a task or command on an existing cluster (queued as a job)."),
+    "status": ("skybroker.cli.status", "status", "Show clusters and their state (--refresh asks the clouds)."),
+    "queue": ("skybroker.cli.queue", "queue", "Show a cluster's job queue."),
+    "logs": ("skybroker.cli.logs", "logs", "Print or follow a cluster job's logs."),
+    "cancel": ("skybroker.cli.cancel", "cancel", "Cancel jobs on a cluster (kills them on every node)."),
+    "stop": ("skybroker.cli.stop", "stop", "Stop clusters (processes killed, nodes kept, billing stops)."),
+    "start": ("skybroker.cli.start", "start", "Start stopped clusters."),
+    "down": ("skybroker.cli.down", "down", "Terminate clusters; nothing is left running."),
+    "autostop": ("skybroker.cli.autostop", "autostop", "Stop or down a cluster after it is idle, enforced on the cluster."),
+    "cost-report": ("skybroker.cli.cost_report", "cost_report", "Estimated cost of every cluster launched."),
     "replay": ("skybroker.cli.replay", "replay", "Evaluate spot/on-demand deadline policies on real availability traces."),
 }
 

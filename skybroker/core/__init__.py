@@ -1,0 +1,1 @@
+"""Orchestration of the layers below: launch, exec, status, stop/start/down, jobs."""

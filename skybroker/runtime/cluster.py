@@ -1,0 +1,259 @@
+"""The laptop's side of a cluster: prepare its nodes, then talk to the head node's agent.
+
+Everything here goes through runners (local or SSH), so the `local` and `ssh` clouds, and the
+SDK clouds later, share one code path. Node facts come from `ClusterInfo`: each NodeInfo's
+`extra["root"]` is the node's private directory; `provider_data` says how to reach nodes
+(`runner: local|ssh`, `identity_file`, `known_hosts`, `strict_host_keys`, `node_home`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skybroker.errors import SkyError
+from skybroker.runtime import agent as agent_mod
+from skybroker.runtime.runners import LocalRunner, Runner, SSHRunner, check
+
+AGENT_SRC = Path(agent_mod.__file__)
+
+
+@dataclass
+class JobOutcome:
+    job_id: int
+    status: str | None  # None: detached before the job ended
+    returncode: int | None
+    message: str = ""
+
+
+def node_root(node: Any) -> str:
+    return node.extra["root"]
+
+
+def node_runner(info: Any, node: Any, notify: Callable[[str], None] | None = None) -> Runner:
+    pd = info.provider_data
+    if pd.get("runner", "local") == "local":
+        return LocalRunner(f"{info.cluster_name}/{node.rank}")
+    return SSHRunner(node.external_ip or node.internal_ip, node.ssh_port, node.ssh_user or "root",
+                     pd["identity_file"], pd["known_hosts"],
+                     strict_host_keys=bool(pd.get("strict_host_keys")), notify=notify)
+
+
+def head_runner(info: Any) -> Runner:
+    return node_runner(info, info.head)
+
+
+def node_tag(info: Any, rank: int) -> str:
+    from skybroker.clouds.clients import broker_id
+
+    return f"{broker_id()}/{info.cluster_name}/{rank}"
+
+
+def agent_cmd(runner: Runner, info: Any, *args: str) -> str:
+    root = node_root(info.head)
+    return " ".join([runner.python, shlex.quote(f"{root}/.sky/agent.py"), *map(shlex.quote, args)])
+
+
+def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
+    pd = info.provider_data
+    remote = pd.get("runner") == "ssh"
+    nodes = []
+    for n in sorted(info.nodes, key=lambda n: n.rank):
+        ssh = None
+        if remote and n.rank != info.head.rank:
+            ssh = {"host": n.internal_ip or n.external_ip, "port": n.ssh_port, "user": n.ssh_user or "root"}
+        nodes.append({"rank": n.rank, "ip": n.internal_ip or n.external_ip or "127.0.0.1",
+                      "root": node_root(n), "tag": node_tag(info, n.rank), "ssh": ssh})
+    head_sky = f"{node_root(info.head)}/.sky"
+    return {
+        "cluster": info.cluster_name, "nodes": nodes, "python": "python3",
+        "ssh_key": f"{head_sky}/key", "known_hosts": f"{head_sky}/known_hosts",
+        "num_gpus_per_node": num_gpus_per_node, "node_home": bool(pd.get("node_home")),
+        "cluster_info": {"cluster_name": info.cluster_name, "cloud": info.cloud,
+                         "region": info.region, "zone": info.zone, "instance_type": info.instance_type,
+                         "num_nodes": len(info.nodes), "spot": info.spot},
+    }
+
+
+def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    if len(items) == 1:
+        return [fn(items[0])]
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as ex:
+        return list(ex.map(fn, items))
+
+
+def _mount_target(root: str, dst: str, node_home: bool) -> str:
+    """Where a file_mounts destination lands: `~` is the node root on sandboxed nodes."""
+    if dst.startswith("~"):
+        return root + dst[1:] if node_home else dst.replace("~", "$HOME", 1)
+    if node_home and dst.startswith("/"):
+        return root + dst  # a sandbox cannot write to the real /: keep it inside the node
+    return dst if dst.startswith("/") else f"{root}/sky_workdir/{dst}"
+
+
+def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0,
+            notify: Callable[[str], None] | None = None) -> None:
+    """Create node roots, upload the agent, the workdir and file mounts, on all nodes at once."""
+    from skybroker.runtime.ignore import list_files
+
+    workdir_files = None
+    if getattr(task, "workdir", None):
+        wd = Path(task.workdir).expanduser()
+        if not wd.is_dir():
+            raise SkyError(f"workdir {task.workdir!r} does not exist or is not a directory.")
+        workdir_files = list_files(wd)
+    mounts = []
+    for dst, src in (getattr(task, "file_mounts", None) or {}).items():
+        if isinstance(src, str) and "://" not in src:
+            p = Path(src).expanduser()
+            if not p.exists():
+                raise SkyError(f"file_mounts source {src!r} (for {dst}) does not exist.")
+            mounts.append((str(dst), p))
+        else:
+            raise SkyError(f"file_mounts {dst}: only local paths are supported on this cluster "
+                           f"(got {src!r}).")
+    cj = cluster_json(info, num_gpus_per_node)
+    node_home = cj["node_home"]
+    agent_text = AGENT_SRC.read_text()
+    pd = info.provider_data
+
+    def prep(node: Any) -> None:
+        r = node_runner(info, node, notify)
+        root = node_root(node)
+        r.put_text(f"{root}/.sky/agent.py", agent_text)
+        check(r, f"mkdir -p {shlex.quote(root)}/sky_workdir", "creating the node directory")
+        if node.rank == info.head.rank:
+            r.put_text(f"{root}/.sky/cluster.json", json.dumps(cj, indent=1), 0o600)
+            if pd.get("runner") == "ssh" and len(info.nodes) > 1:
+                # The head reaches workers with the pool's key and the recorded host keys.
+                r.put_text(f"{root}/.sky/key", Path(pd["identity_file"]).expanduser().read_text(), 0o600)
+                r.put_text(f"{root}/.sky/known_hosts", Path(pd["known_hosts"]).read_text(), 0o600)
+        if workdir_files is not None:
+            r.sync(str(Path(task.workdir).expanduser()), f"{root}/sky_workdir", workdir_files)
+        for dst, src in mounts:
+            target = _mount_target(root, dst, node_home)
+            if "$HOME" in target:
+                home = check(r, "echo $HOME", "resolving $HOME").decode().strip()
+                target = target.replace("$HOME", home)
+            if src.is_dir():
+                r.sync(str(src), target, list_files(src))
+            else:
+                r.sync(str(src), target)
+
+    _parallel(prep, sorted(info.nodes, key=lambda n: n.rank))
+
+
+def setup_hash(task: Any) -> str | None:
+    if not getattr(task, "setup", None):
+        return None
+    envs = {**(getattr(task, "envs", None) or {}), **(getattr(task, "secrets", None) or {})}
+    blob = json.dumps({"setup": task.setup, "envs": envs}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def job_spec(task: Any, *, with_setup: bool, num_nodes: int | None = None) -> dict[str, Any]:
+    import time
+
+    envs = {**(getattr(task, "envs", None) or {}), **(getattr(task, "secrets", None) or {})}
+    return {
+        "name": getattr(task, "name", None), "run": getattr(task, "run", None),
+        "setup": task.setup if with_setup else None,
+        "setup_hash": setup_hash(task) if with_setup else None,
+        "envs": {k: "" if v is None else str(v) for k, v in envs.items()},
+        "num_nodes": num_nodes or getattr(task, "num_nodes", 1) or 1,
+        "task_prefix": time.strftime("sky-%Y-%m-%d-%H-%M-%S"),
+    }
+
+
+class _LineParser:
+    """Splits agent output into user log lines and the agent's marker lines."""
+
+    def __init__(self, on_line: Callable[[str], None] | None, log_file: Path | None) -> None:
+        self.on_line, self.job_id, self.end = on_line, None, None
+        self.log = open(log_file, "a") if log_file else None  # noqa: SIM115 (closed with the parser)
+
+    def __call__(self, raw: bytes) -> None:
+        line = raw.decode(errors="replace")
+        if line.startswith(agent_mod.MARK_ID):
+            self.job_id = int(line.split()[1])
+            return
+        if line.startswith(agent_mod.MARK_END):
+            self.end = json.loads(line.split(" ", 1)[1])
+            return
+        if self.log:
+            self.log.write(line)
+            self.log.flush()
+        if self.on_line:
+            self.on_line(line.rstrip("\n"))
+
+
+def local_log_path(cluster: str, job_id: int) -> Path:
+    from skybroker.config import home
+
+    p = home() / "logs" / cluster / str(job_id) / "run.log"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def submit(info: Any, spec: dict[str, Any], *, follow: bool,
+           on_line: Callable[[str], None] | None = None,
+           on_job_id: Callable[[int], None] | None = None) -> JobOutcome:
+    """Queue a job on the head's agent; with follow, stream its log until it ends.
+
+    KeyboardInterrupt while following detaches (the job keeps running) and propagates after
+    the job id is known, so callers can say how to reattach.
+    """
+    r = head_runner(info)
+    parser = _LineParser(on_line, None)
+    holder: dict[str, Any] = {}
+
+    def handle(raw: bytes) -> None:
+        parser(raw)
+        if parser.job_id is not None and "id" not in holder:
+            holder["id"] = parser.job_id
+            parser.log = open(local_log_path(info.cluster_name, parser.job_id), "a")  # noqa: SIM115
+            if on_job_id:
+                on_job_id(parser.job_id)
+
+    args = ["submit", node_root(info.head)] + (["--follow"] if follow else [])
+    rc, out = r.run(agent_cmd(r, info, *args), stdin=json.dumps(spec).encode(), on_output=handle)
+    if parser.job_id is None:
+        raise SkyError(f"Submitting the job to {info.cluster_name} failed (exit {rc}): "
+                       f"{out.decode(errors='replace').strip()[-300:]}")
+    end = parser.end or {}
+    return JobOutcome(parser.job_id, end.get("status"), end.get("rc"), end.get("message") or "")
+
+
+def logs(info: Any, job_id: int, *, follow: bool, on_line: Callable[[str], None] | None) -> JobOutcome:
+    r = head_runner(info)
+    parser = _LineParser(on_line, None)
+    args = ["logs", node_root(info.head), str(job_id)] + (["--follow"] if follow else [])
+    rc, out = r.run(agent_cmd(r, info, *args), on_output=parser)
+    if parser.end is None:
+        raise SkyError(f"Job {job_id} not found on cluster {info.cluster_name}.")
+    return JobOutcome(job_id, parser.end.get("status"), parser.end.get("rc"), parser.end.get("message") or "")
+
+
+def queue(info: Any) -> list[dict[str, Any]]:
+    r = head_runner(info)
+    out = check(r, agent_cmd(r, info, "queue", node_root(info.head)), "reading the job queue")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def cancel(info: Any, job_ids: Sequence[int] | None) -> list[int]:
+    r = head_runner(info)
+    ids = ["all"] if job_ids is None else [str(i) for i in job_ids]
+    out = check(r, agent_cmd(r, info, "cancel", node_root(info.head), *ids), "cancelling")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def set_autostop(info: Any, minutes: int, down: bool) -> None:
+    r = head_runner(info)
+    args = ["autostop", node_root(info.head), str(minutes)] + (["--down"] if down else [])
+    check(r, agent_cmd(r, info, *args), "setting autostop")
