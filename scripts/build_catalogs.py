@@ -27,6 +27,13 @@ from skybroker.catalog.accelerators import (  # noqa: E402
     ACCELERATOR_MEMORY_GIB,
     normalize_vendor_name,
 )
+from skybroker.catalog.rules import (  # noqa: E402  (shared with `sky catalog refresh`)
+    arch_of,
+    aws_zone_name,
+    gcp_gpus_for,
+    gcp_standalone,
+)
+from skybroker.catalog.rules import format_cell as _fmt  # noqa: E402
 
 COLUMNS = ["instance_type", "vcpus", "memory_gib", "accelerator_name", "accelerator_count",
            "accelerator_memory_gib", "arch", "region", "zone", "price", "spot_price"]
@@ -77,63 +84,7 @@ def _offer(instance_type: str, vcpus, memory, acc_name, acc_count, acc_mem, arch
                               arch, region, zone or "", price, spot], strict=True))
 
 
-# ------------------------------------------------------------------------------------- arch
-
-_AWS_ARM = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.")  # m6g., c7gn., g5g., is4gen., x2gd.
-_GCP_ARM = re.compile(r"^(t2a|c4a|n4a|c3a|a4x)-")
-_AZURE_ARM = re.compile(r"^Standard_[A-Z]+\d+[a-z]*p[a-z]*_v\d", re.IGNORECASE)
-
-
-def arch_of(cloud: str, instance_type: str) -> str:
-    """x86_64 or arm64 from naming conventions (Graviton 'g', GCP Tau/Axion, Azure 'p')."""
-    pattern = {"aws": _AWS_ARM, "gcp": _GCP_ARM, "azure": _AZURE_ARM}[cloud]
-    return "arm64" if pattern.match(instance_type) else "x86_64"
-
-
 # -------------------------------------------------------------------------------------- GCP
-
-# GPU -> (machine-type regex, count taken from the name or fixed). Counts must also exist as
-# a GPU row for that zone (the GPU rows are per (name, count), priced for the whole count).
-_GCP_FIXED_FAMILIES: list[tuple[str, re.Pattern[str]]] = [
-    ("A100", re.compile(r"^a2-highgpu-(\d+)g$")),
-    ("A100", re.compile(r"^a2-megagpu-(\d+)g$")),
-    ("A100-80GB", re.compile(r"^a2-ultragpu-(\d+)g$")),
-    ("H100", re.compile(r"^a3-highgpu-(\d+)g$")),
-    ("H100", re.compile(r"^a3-edgegpu-(\d+)g(-nolssd)?$")),
-    ("H100-MEGA", re.compile(r"^a3-megagpu-(\d+)g$")),
-    ("H200", re.compile(r"^a3-ultragpu-(\d+)g(-nolssd)?$")),
-    ("B200", re.compile(r"^a4-highgpu-(\d+)g$")),
-]
-# g2-standard-N: L4 count by size (GCP's G2 shapes).
-_G2_L4 = {4: 1, 8: 1, 12: 1, 16: 1, 32: 1, 24: 2, 48: 4, 96: 8}
-# n1 + GPU: GCP's documented maxima (vCPUs, memory GiB) per GPU count.
-_N1_LIMITS: dict[str, dict[int, tuple[int, int]]] = {
-    "T4": {1: (48, 312), 2: (48, 312), 4: (96, 624)},
-    "P4": {1: (24, 156), 2: (48, 312), 4: (96, 624)},
-    "V100": {1: (12, 78), 2: (24, 156), 4: (48, 312), 8: (96, 624)},
-    "P100": {1: (16, 104), 2: (32, 208), 4: (64, 208)},
-}
-_N1_GPU_OK = re.compile(r"^n1-(standard|highmem|highcpu)-\d+$")
-# Host shapes that exist only to serve TPUs, or that never run without their GPUs.
-_GCP_NOT_STANDALONE = re.compile(r"^(a\d|g2)-|^n\w*-\d+-\d+")
-
-
-def _gcp_gpus_for(machine: str, vcpus: float, memory: float) -> list[tuple[str, int]]:
-    """Every (gpu, count) GCP lets this machine type carry."""
-    for gpu, pattern in _GCP_FIXED_FAMILIES:
-        m = pattern.match(machine)
-        if m:
-            return [(gpu, int(m.group(1)))]
-    m = re.match(r"^g2-standard-(\d+)$", machine)
-    if m:
-        count = _G2_L4.get(int(m.group(1)))
-        return [("L4", count)] if count else []
-    if _N1_GPU_OK.match(machine):
-        return [(gpu, n) for gpu, limits in _N1_LIMITS.items()
-                for n, (max_cpu, max_mem) in limits.items()
-                if vcpus <= max_cpu and memory <= max_mem]
-    return []
-
 
 def build_gcp(src: Path) -> tuple[list[Row], dict]:
     """VM rows as CPU offers, plus one offer per legal (machine, GPU, count) in each zone."""
@@ -157,9 +108,9 @@ def build_gcp(src: Path) -> tuple[list[Row], dict]:
         vcpus, mem = float(r["vCPUs"]), float(r["MemoryGiB"])
         price, spot = _f(r["Price"]), _f(r["SpotPrice"])
         arch = arch_of("gcp", machine)
-        if not _GCP_NOT_STANDALONE.match(machine):
+        if gcp_standalone(machine):
             out.append(_offer(machine, vcpus, mem, "", None, None, arch, region, zone, price, spot))
-        for gpu, count in _gcp_gpus_for(machine, vcpus, mem):
+        for gpu, count in gcp_gpus_for(machine, vcpus, mem):
             hit = gpus.get((gpu, count, zone))
             if hit is None:  # this GPU count is not offered in this zone
                 unpriced += 1
@@ -181,16 +132,6 @@ def load_aws_zone_names(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     return json.loads(path.read_text())["zone_names"]
-
-
-def aws_zone_name(zone_id: str, region: str, table: dict[str, str]) -> str:
-    """Fixed table first; otherwise the convention azN -> region + letter N (a=1)."""
-    if zone_id in table:
-        return table[zone_id]
-    m = re.match(r"^[a-z0-9]+-az(\d+)$", zone_id)
-    if not m:
-        return zone_id
-    return region + "abcdefghijklmnopqrstuvwxyz"[int(m.group(1)) - 1]
 
 
 def _parse_gib(text: str) -> float | None:
@@ -305,14 +246,6 @@ def build_azure(src: Path) -> tuple[list[Row], dict]:
 
 
 # ----------------------------------------------------------------------------------- output
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".")
-    return str(value)
-
 
 def write_catalog(rows: Iterable[Row], path: Path) -> int:
     """Write rows sorted by (instance_type, accelerator, count, region, zone); atomic."""
