@@ -19,6 +19,7 @@ from skybroker.task.schema import (
     JOB_RECOVERY_UNSUPPORTED,
     unknown_key_message,
 )
+from skybroker.task.yaml_loader import scalar_text
 from skybroker.utils.registry import did_you_mean
 from skybroker.utils.units import parse_duration_hours
 
@@ -178,10 +179,13 @@ def parse_labels(value: Any, loc: Loc) -> dict[str, str]:
     for k, v in value.items():
         sub = loc.key(k, value)
         if not isinstance(k, str) or not k:
-            raise sub.error("label names must be non-empty strings")
+            quote = (
+                " (quote it: YAML reads on/off/yes/no as booleans)" if k in (True, False) else ""
+            )
+            raise sub.error(f"label names must be non-empty strings, got {k!r}{quote}")
         if isinstance(v, (dict, list)):
             raise sub.error(f"label values must be strings, got {v!r}")
-        out[k] = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+        out[k] = "" if v is None else scalar_text(value, k, v)
     return out
 
 

@@ -68,7 +68,8 @@ _MEANT = {
     "spot": "use_spot", "instance": "instance_type", "disk": "disk_size", "image": "image_id",
     "env": "envs", "environment": "envs", "nodes": "num_nodes", "recovery": "job_recovery",
     "provider": "cloud", "cpu": "cpus", "mem": "memory", "command": "run", "commands": "run",
-    "port": "ports", "candidates": "any_of",
+    "port": "ports", "candidates": "any_of", "branch": "ref", "commit": "ref", "tag": "ref",
+    "repo": "url", "git": "url",
 }  # fmt: skip
 
 

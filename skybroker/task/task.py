@@ -17,7 +17,7 @@ from skybroker.task.location import Loc
 from skybroker.task.resources import Resources
 from skybroker.task.resources_parse import parse_resources
 from skybroker.task.schema import RESOURCES_KEYS, TASK_KEYS, TASK_UNSUPPORTED, unknown_key_message
-from skybroker.task.yaml_loader import LineDict, load_documents
+from skybroker.task.yaml_loader import load_documents, scalar_text
 
 
 @dataclass
@@ -258,15 +258,6 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-def _scalar_text(mapping: Any, key: Any, value: Any) -> str:
-    """The env value as written: `1.10` stays '1.10', `yes` stays 'yes'."""
-    if isinstance(value, str):
-        return value
-    if isinstance(mapping, LineDict) and key in mapping.raw_text:
-        return mapping.raw_text[key]
-    return str(value)
-
-
 def _env_map(value: Any, loc: Loc, overrides: dict[str, Any] | None, what: str) -> dict:
     out: dict[str, str | None] = {}
     if value is not None:
@@ -280,7 +271,7 @@ def _env_map(value: Any, loc: Loc, overrides: dict[str, Any] | None, what: str) 
             if isinstance(v, (dict, list)):
                 kind = "a mapping" if isinstance(v, dict) else "a list"
                 raise kloc.error(f"value must be a string, got {kind}: {plain(v)!r}")
-            out[name] = None if v is None else _scalar_text(value, k, v)
+            out[name] = None if v is None else scalar_text(value, k, v)
     for k, v in (overrides or {}).items():
         if not isinstance(k, str) or not E.NAME.match(k):
             raise TaskValidationError(f"--{what[:-1]} {k!r}: invalid name")
@@ -319,7 +310,7 @@ def _workdir(value: Any, loc: Loc) -> str | dict[str, str] | None:
     if ref is not None:
         if isinstance(ref, bool) or not isinstance(ref, (str, int)):
             raise loc.key("ref", value).error(f"expected a branch, tag or commit, got {ref!r}")
-        out["ref"] = _scalar_text(value, "ref", ref).strip()
+        out["ref"] = scalar_text(value, "ref", ref).strip()
     return out
 
 

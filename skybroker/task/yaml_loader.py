@@ -124,6 +124,16 @@ def load_documents(text: str, source: str = "<string>") -> list[Any]:
         loader.dispose()
 
 
+def scalar_text(mapping: Any, key: Any, value: Any) -> str:
+    """`mapping[key]` as the text that was written: `1.10` stays '1.10', `yes` stays 'yes'
+    (YAML 1.1 would read them as 1.1 and True). Plain dicts fall back to str()."""
+    if isinstance(value, str):
+        return value
+    if isinstance(mapping, LineDict) and key in mapping.raw_text:
+        return mapping.raw_text[key]
+    return str(value)
+
+
 def line_of(container: Any, key: Any) -> int | None:
     """The line of `container[key]` when the container came from the loader."""
     if isinstance(container, LineDict):
