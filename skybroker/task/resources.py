@@ -65,6 +65,15 @@ class Resources:
             jr = F.parse_job_recovery(jr, loc("job_recovery"), [])
         put("job_recovery", jr)
 
+    @classmethod
+    def _normalized(cls, **values: Any) -> Resources:
+        """Build from values the parser already normalized (skips re-validation)."""
+        obj = object.__new__(cls)
+        for f in _FIELDS:
+            value = values[f.name] if f.name in values else _default(f)
+            object.__setattr__(obj, f.name, value)
+        return obj
+
     # ---- queries used by the optimizer -------------------------------------------------
 
     def cpus_requirement(self) -> tuple[float, bool] | None:
@@ -152,6 +161,13 @@ class Resources:
             parts.append(f"mem={self.memory}")
         parts.append("spot" if self.use_spot else "on-demand")
         return " ".join(parts)
+
+
+_FIELDS = dataclasses.fields(Resources)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def _one_accelerator(value: Any, loc: Loc) -> dict[str, float] | None:

@@ -196,8 +196,8 @@ def _build(entries: Entries, warnings: list[str]) -> tuple[list[Resources], str]
     _check_image(fields, get("image_id")[1])
     accelerators, kind = parse_accelerators(*get("accelerators"))
     if not accelerators:
-        return [Resources(**fields)], kind
-    return [Resources(accelerators={n: c}, **fields) for n, c in accelerators], kind
+        return [Resources._normalized(**fields)], kind
+    return [Resources._normalized(accelerators={n: c}, **fields) for n, c in accelerators], kind
 
 
 def _check_image(fields: dict[str, Any], loc: Loc) -> None:
