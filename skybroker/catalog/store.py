@@ -2,9 +2,10 @@
 
 Lookup order for `<cloud>.csv` (first hit wins):
   1. `<home>/catalogs/<cloud>.csv`   the user's refreshed catalog (`sky catalog refresh`)
-  2. `$SKYBROKER_CATALOG_DIR`        an explicit override (tests, odd installs)
+  2. `$SKYBROKER_CATALOG_DIR`        when set, the only shipped dir searched (tests, odd installs)
   3. `<repo>/catalogs/`              next to the package (source checkout, `pip install -e .`)
-  4. `<sys.prefix>/share/skybroker/catalogs/` and `skybroker/catalog/data/` (`pip install .`)
+  4. `<sys.prefix>/share/skybroker/catalogs/` (setup.cfg data_files, `pip install .`), then
+     `skybroker/catalog/data/` (if a packager copies the CSVs into the package)
 
 The CSV is the source of truth. Parsing 57k rows costs a few hundred ms, so the first load
 writes a compiled file under `<home>/cache/catalog/`, named by the CSV's path, size and mtime:
@@ -47,15 +48,13 @@ def user_catalog_dir() -> Path:
 
 def shipped_catalog_dirs() -> list[Path]:
     """Candidate directories of the shipped catalogs, most specific first."""
-    dirs = []
     env = os.environ.get(CATALOG_DIR_ENV)
-    if env:
-        dirs.append(Path(env).expanduser())
+    if env:  # an explicit override replaces the search (hermetic tests, custom installs)
+        return [Path(env).expanduser()]
     here = Path(__file__).resolve().parent
-    dirs += [here.parent.parent / "catalogs",
+    return [here.parent.parent / "catalogs",
              Path(sys.prefix) / "share" / "skybroker" / "catalogs",
              here / "data"]
-    return dirs
 
 
 def catalog_path(cloud: str) -> Path:
