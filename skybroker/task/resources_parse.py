@@ -139,6 +139,9 @@ def _split_infra(value: Any, loc: Loc) -> list[str | None]:
     if not isinstance(value, str) or not value.strip():
         raise loc.error(f"expected 'cloud[/region[/zone]]' like 'aws/us-east-1', got {value!r}")
     parts = [p.strip() for p in value.strip().split("/")]
+    if parts[0].lower() in ("k8s", "kubernetes") and len(parts) > 1:
+        # A Kubernetes context may itself contain '/', e.g. an EKS ARN.
+        parts = [parts[0], "/".join(parts[1:])]
     if len(parts) > 3 or any(not p for p in parts):
         raise loc.error(f"expected 'cloud[/region[/zone]]' like 'aws/us-east-1', got {value!r}")
     parts += [None] * (3 - len(parts))  # type: ignore[list-item]

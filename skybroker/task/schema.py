@@ -21,6 +21,11 @@ TASK_UNSUPPORTED = {
     "event_callback": "event callbacks are not supported yet; the command will not run",
     "volumes": "volumes are not supported yet; use file_mounts",
     "pool": "worker pools are not supported yet; the section is ignored",
+    "volume_mounts": "volume mounts are not supported yet; use file_mounts",
+    "managed_secrets": "managed secrets are not supported yet; use secrets with --secret",
+    "file_mounts_mapping": "file_mounts_mapping (internal to SkyPilot) is ignored",
+    "api_server_access": "API server access from tasks is not supported; ignored",
+    "_metadata": "_metadata (internal to SkyPilot) is ignored",
 }
 
 RESOURCES_KEYS = (
@@ -28,7 +33,11 @@ RESOURCES_KEYS = (
     "use_spot", "disk_size", "disk_tier", "image_id", "ports", "labels", "job_recovery",
     "any_of", "ordered",
 )  # fmt: skip
-RESOURCES_LEGACY = {"candidates": "any_of", "spot_recovery": "job_recovery"}
+RESOURCES_LEGACY = {
+    "candidates": "any_of",
+    "spot_recovery": "job_recovery",
+    "ephemeral_storage": "disk_size",
+}
 RESOURCES_UNSUPPORTED = {
     "accelerator_args": "accelerator_args (TPU runtime options) are not supported yet; ignored",
     "autostop": "autostop is not supported yet in task YAML; ignored",
@@ -39,6 +48,11 @@ RESOURCES_UNSUPPORTED = {
     "_cluster_config_overrides": "cluster config overrides are not supported yet; ignored",
     "_requires_fuse": "FUSE requirements are not checked yet; ignored",
     "_is_image_managed": "managed images are not supported yet; ignored",
+    "_no_missing_accel_warnings": "_no_missing_accel_warnings (internal) is ignored",
+    "local_disk": "local_disk is not supported yet; ignored",
+    "max_hourly_cost": "max_hourly_cost is not supported yet; compare prices in the plan",
+    "priority_class": "priority_class is not supported yet; ignored",
+    "hooks": "lifecycle hooks are not supported yet; ignored",
 }
 
 JOB_RECOVERY_KEYS = (

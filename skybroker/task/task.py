@@ -104,7 +104,12 @@ class Task:
         unsupported: dict[str, Any] = {}
         for key in config:
             kloc = loc.key(key, config)
-            if key in TASK_UNSUPPORTED:
+            if key == "secrets" and isinstance(config[key], list):
+                # SkyPilot's list form names managed secrets we cannot resolve.
+                warnings.append(kloc.message("managed secret references are not supported "
+                                             "yet; give secrets as NAME: value"))  # fmt: skip
+                unsupported[key] = plain(config[key])
+            elif key in TASK_UNSUPPORTED:
                 warnings.append(kloc.message(TASK_UNSUPPORTED[key]))
                 unsupported[key] = plain(config[key])
             elif key in RESOURCES_KEYS and key not in TASK_KEYS:
@@ -132,7 +137,10 @@ class Task:
             num_nodes=_num_nodes(config.get("num_nodes"), sub("num_nodes")),
             envs=envs,
             secrets=_env_map(
-                config.get("secrets"), sub("secrets"), secret_overrides, "secrets"
+                None if "secrets" in unsupported else config.get("secrets"),
+                sub("secrets"),
+                secret_overrides,
+                "secrets",
             ),  # fmt: skip
             file_mounts=E.interpolate(
                 _file_mounts(config.get("file_mounts"), sub("file_mounts")), envs
