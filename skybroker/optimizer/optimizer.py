@@ -42,92 +42,133 @@ def _catalog_accelerators(t: OfferTable) -> list[str]:
     return _ACC_NAMES[key]
 
 
+_SLICES: dict[int, tuple[np.ndarray, list[str]]] = {}
+
+
+def _cloud_slices(table: OfferTable) -> tuple[np.ndarray, list[str]]:
+    """Start row and name of each cloud's block (catalog rows are grouped by cloud)."""
+    key = id(table.cloud)
+    if key not in _SLICES:
+        clouds = table.cloud
+        if len(clouds):
+            cuts = np.flatnonzero(clouds[1:] != clouds[:-1]) + 1
+            starts = np.r_[0, cuts]
+        else:
+            starts = np.array([], dtype=int)
+        _SLICES.clear()
+        _SLICES[key] = (starts, [str(clouds[i]) for i in starts])
+    return _SLICES[key]
+
+
 class _Funnel:
-    """Applies masks and records how many offers each step removed, per cloud."""
+    """Narrows a shrinking array of row indices, recording per cloud what each step removed.
+
+    Working on indices rather than full-length masks means that after the first selective
+    step (an accelerator or instance-type match) later steps touch only a few hundred rows.
+    """
 
     def __init__(self, table: OfferTable) -> None:
         self.table = table
-        self.mask = np.ones(len(table), dtype=bool)
+        self._idx: np.ndarray | None = None  # None: still every row, columns need no gather
         self.rejected: list[Rejection] = []
-        # Catalog rows are grouped by cloud: count drops per cloud slice, no string sorting.
-        clouds = table.cloud
-        cuts = np.flatnonzero(clouds[1:] != clouds[:-1]) + 1
-        self.slices = [(str(clouds[a]), a, b) for a, b in
-                       zip(np.r_[0, cuts], np.r_[cuts, len(clouds)])] if len(clouds) else []
+        self.starts, self.names = _cloud_slices(table)
+
+    @property
+    def idx(self) -> np.ndarray:
+        return np.arange(len(self.table)) if self._idx is None else self._idx
+
+    def col(self, name: str) -> np.ndarray:
+        """The column's values at the surviving rows."""
+        column = self.table.columns[name]
+        return column if self._idx is None else column[self._idx]
 
     def apply(self, keep: np.ndarray, reason: str) -> None:
-        dropped = self.mask & ~keep
-        for cloud, a, b in self.slices:
-            n = int(np.count_nonzero(dropped[a:b]))
+        """Keep rows where `keep` (aligned with the surviving rows) is true."""
+        if keep.all():
+            return
+        if self._idx is None:  # count drops per cloud block without gathering indices
+            ends = np.r_[self.starts[1:], len(keep)]
+            counts = [int(b - a - np.count_nonzero(keep[a:b])) for a, b in zip(self.starts, ends)]
+            self._idx = np.flatnonzero(keep)
+        else:
+            codes = np.searchsorted(self.starts, self._idx[~keep], side="right") - 1
+            counts = np.bincount(codes, minlength=len(self.names)).tolist()
+            self._idx = self._idx[keep]
+        for code, n in enumerate(counts):
             if n:
-                self.rejected.append(Rejection(cloud, reason, n))
-        self.mask &= keep
+                self.rejected.append(Rejection(self.names[code], reason, n))
 
 
-def _check_pin(values: np.ndarray, pin: str, field: str, scope: np.ndarray) -> None:
-    """Raise a did-you-mean error when a pinned name exists nowhere in scope."""
-    known = np.unique(values[scope]).tolist() if scope.any() else []
-    if pin.lower() not in {str(k).lower() for k in known}:
-        raise SkyError(f"resources.{field}: {pin!r} is not offered.{did_you_mean(pin, known)}")
+def _check_pin(values: np.ndarray, pin: str, field: str) -> None:
+    """Raise a did-you-mean error when a pinned name exists nowhere among `values`."""
+    if (values == pin).any():
+        return
+    known = np.unique(values).tolist()
+    raise SkyError(f"resources.{field}: {pin!r} is not offered.{did_you_mean(pin, known)}")
 
 
 def _candidate_rows(table: OfferTable, res, funnel: _Funnel) -> None:
-    """Narrow `funnel.mask` to rows satisfying one Resources alternative."""
-    t = table
+    """Narrow the funnel to rows satisfying one Resources alternative (spot aside)."""
     if res.cloud:
-        in_cloud = t.cloud == res.cloud.lower()
-        if not in_cloud.any():
+        cloud = res.cloud.lower()
+        if cloud not in funnel.names:
             raise SkyError(
                 f"resources.cloud: {res.cloud!r} is not enabled or has no catalog.",
                 hint="Enabled clouds come from allowed_clouds in the config; see `sky check`.",
             )
-        funnel.apply(in_cloud, f"pinned to cloud {res.cloud}")
-    if res.region:
-        _check_pin(t.region, res.region, "region", funnel.mask)
-        funnel.apply(t.region == res.region, f"not in region {res.region}")
-    if res.zone:
-        _check_pin(t.zone, res.zone, "zone", funnel.mask)
-        funnel.apply(t.zone == res.zone, f"not in zone {res.zone}")
-    if isinstance(res.image_id, dict) and res.image_id:
-        regions = list(res.image_id)
-        funnel.apply(np.isin(t.region, regions), f"no image_id for the region (have {', '.join(regions)})")
-    if res.instance_type:
-        _check_pin(t.instance_type, res.instance_type, "instance_type", funnel.mask)
-        funnel.apply(t.instance_type == res.instance_type, f"not instance type {res.instance_type}")
-
+        funnel.apply(funnel.col("cloud") == cloud, f"pinned to cloud {res.cloud}")
     acc = res.accelerator()
-    if acc is not None:
+    if acc is not None:  # the most selective step first
         name, count = acc
         # Catalog rows carry canonical names: canonicalise once, then compare exactly.
-        canon = (canonical_accelerator(name) or canonical_accelerator(name, _catalog_accelerators(t))
-                 or name)
-        has_name = t.accelerator_name == canon
-        if not (has_name & funnel.mask).any():
-            known = sorted({str(n) for n in np.unique(t.accelerator_name[funnel.mask]) if n})
+        canon = (canonical_accelerator(name)
+                 or canonical_accelerator(name, _catalog_accelerators(table)) or name)
+        has_name = funnel.col("accelerator_name") == canon
+        if not has_name.any():
+            known = sorted({str(n) for n in np.unique(funnel.col("accelerator_name")) if n})
             raise ResourcesUnavailableError(
                 f"resources.accelerators: {name!r} is not offered by the enabled clouds"
                 f" in the requested location.{did_you_mean(name, known)}",
                 hint="`sky show-gpus` lists the accelerators and where they are offered.",
             )
         funnel.apply(has_name, f"no {name}")
+    if res.instance_type:
+        _check_pin(funnel.col("instance_type"), res.instance_type, "instance_type")
+        funnel.apply(funnel.col("instance_type") == res.instance_type,
+                     f"not instance type {res.instance_type}")
+    if res.region:
+        _check_pin(funnel.col("region"), res.region, "region")
+        funnel.apply(funnel.col("region") == res.region, f"not in region {res.region}")
+    if res.zone:
+        _check_pin(funnel.col("zone"), res.zone, "zone")
+        funnel.apply(funnel.col("zone") == res.zone, f"not in zone {res.zone}")
+    if isinstance(res.image_id, dict) and res.image_id:
+        regions = list(res.image_id)
+        funnel.apply(np.isin(funnel.col("region"), regions),
+                     f"no image_id for the region (have {', '.join(regions)})")
+    if acc is not None:
         # Fractional counts (K80:0.5) share one device; offers come in whole devices.
-        want = math.ceil(count) if count < 1 else count
-        funnel.apply(np.isclose(t.accelerator_count, want), f"not exactly {want:g}x {name}")
+        want = math.ceil(acc[1]) if acc[1] < 1 else acc[1]
+        funnel.apply(np.isclose(funnel.col("accelerator_count"), want),
+                     f"not exactly {want:g}x {acc[0]}")
     elif not res.instance_type:
-        funnel.apply(~(t.accelerator_count > 0), "has accelerators the task does not ask for")
+        funnel.apply(~(funnel.col("accelerator_count") > 0),
+                     "has accelerators the task does not ask for")
 
     cpus = res.cpus_requirement()
     if cpus is None and acc is None and not res.instance_type:
         cpus = DEFAULT_CPUS
     if cpus is not None:
         v, at_least = cpus
-        ok = t.vcpus >= v - 1e-9 if at_least else np.isclose(t.vcpus, v)
-        funnel.apply(ok, f"vCPUs {'>=' if at_least else '=='} {v:g} not met")
+        col = funnel.col("vcpus")
+        funnel.apply(col >= v - 1e-9 if at_least else np.isclose(col, v),
+                     f"vCPUs {'>=' if at_least else '=='} {v:g} not met")
     mem = res.memory_requirement()
     if mem is not None:
         v, at_least = mem
-        ok = t.memory_gib >= v - 1e-9 if at_least else np.isclose(t.memory_gib, v)
-        funnel.apply(ok, f"memory {'>=' if at_least else '=='} {v:g} GiB not met")
+        col = funnel.col("memory_gib")
+        funnel.apply(col >= v - 1e-9 if at_least else np.isclose(col, v),
+                     f"memory {'>=' if at_least else '=='} {v:g} GiB not met")
 
 
 def _blocked_mask(table: OfferTable, rows: np.ndarray, spot: bool,
@@ -170,23 +211,31 @@ def optimize(task, clouds: list[str] | None = None, blocked: Iterable[BlockKey] 
     rejected: list[Rejection] = []
     errors: list[str] = []
     alternatives = list(task.resources) or [None]
+    shared: dict[object, tuple[np.ndarray, list[Rejection]]] = {}
     for i, res in enumerate(alternatives):
         if res is None:
             from skybroker.task import Resources
 
             res = Resources()
+        # Spot and on-demand alternatives of one shape share everything but the price check.
+        key = repr(res.copy(use_spot=False)) if hasattr(res, "copy") else i
         funnel = _Funnel(table)
-        try:
-            _candidate_rows(table, res, funnel)
-        except SkyError as e:
-            if len(alternatives) == 1:
-                raise
-            errors.append(f"alternative {i + 1}: {e}")
-            continue
-        price_col = table.spot_price if res.use_spot else table.price
+        if key in shared:
+            funnel._idx, done = shared[key]
+            funnel.rejected = list(done)
+        else:
+            try:
+                _candidate_rows(table, res, funnel)
+            except SkyError as e:
+                if len(alternatives) == 1:
+                    raise
+                errors.append(f"alternative {i + 1}: {e}")
+                continue
+            shared[key] = (funnel.idx, list(funnel.rejected))
         kind = "spot" if res.use_spot else "on-demand"
-        funnel.apply(~np.isnan(price_col), f"no {kind} price")
-        rows = np.flatnonzero(funnel.mask)
+        funnel.apply(~np.isnan(funnel.col("spot_price" if res.use_spot else "price")),
+                     f"no {kind} price")
+        rows = funnel.idx
         if blocked:
             b = _blocked_mask(table, rows, res.use_spot, blocked)
             if b.any():
