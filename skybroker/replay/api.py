@@ -70,7 +70,7 @@ def resolve_policies(names: Sequence[str] | str) -> list[str]:
             try:
                 key = canonical_name(name)
             except UnknownPolicyError as e:
-                extra = f" (or '{OPTIMUM}')" if optimum_available() else ""
+                extra = f" ('{OPTIMUM}' adds the omniscient optimum.)" if optimum_available() else ""
                 raise SkyError(str(e) + extra) from None
         if key not in out:
             out.append(key)
@@ -121,7 +121,7 @@ def evaluate(
             if name == "on_demand":
                 ref_od[idx] = out.cost
             if out.timeline is not None:
-                timelines[name] = out.timeline
+                timelines[name] = dict(out.timeline, gap_s=np.float64(gaps[idx[0]]))
             if name in records:
                 for j, i in enumerate(idx):
                     records[name][i] = _record(name, i, specs[i], out, j, float(gaps[i]))
