@@ -43,6 +43,8 @@ SOURCES = {
         "source": "skypilot-org/skypilot-catalog v7 (commit 001367d): aws_vms_gpu_m6i.csv; "
                   "instances.vantage.sh via tsaol/aws-gpu: aws_gpu_ondemand.csv",
         "date": "2026-01-21",
+        "dates": {"aws_vms_gpu_m6i.csv": "2025/2026 (catalog v7 snapshot; spot prices)",
+                  "aws_gpu_ondemand.csv": "2026-01-21 (on-demand prices, preferred)"},
         "files": ["aws_vms_gpu_m6i.csv", "aws_gpu_ondemand.csv"],
     },
     "gcp": {"source": "anycloud-sh/catalog (SkyPilot catalog format): gcp_vms.csv",
