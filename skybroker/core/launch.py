@@ -89,6 +89,13 @@ def _wants_ssh(task: Any, clouds: list[str] | None) -> bool:
     return pins == {"ssh"}
 
 
+def _prefetch(module: str) -> None:
+    import importlib
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
+
+
 def _plan(task: Any, clouds: list[str] | None, sort_by: str) -> Any:
     if _wants_ssh(task, clouds):
         from skybroker.clouds.ssh.pools import ssh_placements
@@ -96,6 +103,9 @@ def _plan(task: Any, clouds: list[str] | None, sort_by: str) -> Any:
         return ssh_placements(task)
     from skybroker.optimizer import optimize
 
+    if clouds is None:  # a task pinned to clouds needs only their catalogs loaded
+        pins = {getattr(r, "cloud", None) for r in task.resources or []}
+        clouds = sorted(pins) if pins and None not in pins else None
     return optimize(task, clouds=clouds, sort_by=sort_by)
 
 
@@ -154,6 +164,8 @@ def launch(tasks: list[Any], cluster_name: str | None = None, *, detach_run: boo
         validate_local_inputs(t)
     name = cluster_name or default_cluster_name()
     rec = cstate.get(name)
+    if _wants_ssh(task, clouds) or (rec is not None and rec.cloud == "ssh"):
+        _prefetch("paramiko")  # ~0.3-0.5 s import, overlapped with the state/plan work
     reused = False
     if rec is not None and rec.status == cstate.INIT:
         rec = lifecycle.refresh(name)

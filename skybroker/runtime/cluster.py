@@ -72,7 +72,7 @@ def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
                       "root": node_root(n), "tag": node_tag(info, n.rank), "ssh": ssh})
     head_sky = f"{node_root(info.head)}/.sky"
     return {
-        "cluster": info.cluster_name, "nodes": nodes, "python": "python3",
+        "cluster": info.cluster_name, "nodes": nodes, "python": "python3 -S",
         "ssh_key": f"{head_sky}/key", "known_hosts": f"{head_sky}/known_hosts",
         "num_gpus_per_node": num_gpus_per_node, "node_home": bool(pd.get("node_home")),
         "cluster_info": {"cluster_name": info.cluster_name, "cloud": info.cloud,
@@ -88,10 +88,15 @@ def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         return list(ex.map(fn, items))
 
 
-def _mount_target(root: str, dst: str, node_home: bool) -> str:
+SYNC_THRESHOLD = 32 << 20  # bigger workdirs go by rsync (deltas) instead of one tar stream
+
+
+def _mount_target(node: Any, dst: str, node_home: bool) -> str:
     """Where a file_mounts destination lands: `~` is the node root on sandboxed nodes."""
+    root = node_root(node)
+    home = root if node_home else node.extra.get("home", "~")
     if dst.startswith("~"):
-        return root + dst[1:] if node_home else dst.replace("~", "$HOME", 1)
+        return home + dst[1:]
     if node_home and dst.startswith("/"):
         return root + dst  # a sandbox cannot write to the real /: keep it inside the node
     return dst if dst.startswith("/") else f"{root}/sky_workdir/{dst}"
@@ -99,52 +104,51 @@ def _mount_target(root: str, dst: str, node_home: bool) -> str:
 
 def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0,
             notify: Callable[[str], None] | None = None) -> None:
-    """Create node roots, upload the agent, the workdir and file mounts, on all nodes at once."""
+    """Upload the agent, cluster facts, workdir and file mounts: one transfer per node, in parallel."""
     from skybroker.runtime.ignore import list_files
 
-    workdir_files = None
+    wd, workdir_files, big = None, [], False
     if getattr(task, "workdir", None):
         wd = Path(task.workdir).expanduser()
         if not wd.is_dir():
             raise SkyError(f"workdir {task.workdir!r} does not exist or is not a directory.")
         workdir_files = list_files(wd)
+        big = sum((wd / f).stat().st_size for f in workdir_files if (wd / f).is_file()) > SYNC_THRESHOLD
     mounts = []
     for dst, src in (getattr(task, "file_mounts", None) or {}).items():
-        if isinstance(src, str) and "://" not in src:
-            p = Path(src).expanduser()
-            if not p.exists():
-                raise SkyError(f"file_mounts source {src!r} (for {dst}) does not exist.")
-            mounts.append((str(dst), p))
-        else:
+        if not isinstance(src, str) or "://" in src:
             raise SkyError(f"file_mounts {dst}: only local paths are supported on this cluster "
                            f"(got {src!r}).")
+        p = Path(src).expanduser()
+        if not p.exists():
+            raise SkyError(f"file_mounts source {src!r} (for {dst}) does not exist.")
+        mounts.append((str(dst), p, list_files(p) if p.is_dir() else None))
     cj = cluster_json(info, num_gpus_per_node)
-    node_home = cj["node_home"]
-    agent_text = AGENT_SRC.read_text()
+    agent_bytes = AGENT_SRC.read_bytes()
     pd = info.provider_data
 
     def prep(node: Any) -> None:
         r = node_runner(info, node, notify)
         root = node_root(node)
-        r.put_text(f"{root}/.sky/agent.py", agent_text)
-        check(r, f"mkdir -p {shlex.quote(root)}/sky_workdir", "creating the node directory")
+        entries: list[tuple] = [(f"{root}/.sky/agent.py", agent_bytes, 0o644),
+                                (f"{root}/sky_workdir", None, None)]
         if node.rank == info.head.rank:
-            r.put_text(f"{root}/.sky/cluster.json", json.dumps(cj, indent=1), 0o600)
+            entries.append((f"{root}/.sky/cluster.json", json.dumps(cj, indent=1).encode(), 0o600))
             if pd.get("runner") == "ssh" and len(info.nodes) > 1:
                 # The head reaches workers with the pool's key and the recorded host keys.
-                r.put_text(f"{root}/.sky/key", Path(pd["identity_file"]).expanduser().read_text(), 0o600)
-                r.put_text(f"{root}/.sky/known_hosts", Path(pd["known_hosts"]).read_text(), 0o600)
-        if workdir_files is not None:
-            r.sync(str(Path(task.workdir).expanduser()), f"{root}/sky_workdir", workdir_files)
-        for dst, src in mounts:
-            target = _mount_target(root, dst, node_home)
-            if "$HOME" in target:
-                home = check(r, "echo $HOME", "resolving $HOME").decode().strip()
-                target = target.replace("$HOME", home)
-            if src.is_dir():
-                r.sync(str(src), target, list_files(src))
+                entries.append((f"{root}/.sky/key", Path(pd["identity_file"]).expanduser().read_bytes(), 0o600))
+                entries.append((f"{root}/.sky/known_hosts", Path(pd["known_hosts"]).read_bytes(), 0o600))
+        if wd is not None and not big:
+            entries += [(f"{root}/sky_workdir/{f}", str(wd / f), None) for f in workdir_files]
+        for dst, src, files in mounts:
+            target = _mount_target(node, dst, cj["node_home"])
+            if files is None:
+                entries.append((target, str(src), None))
             else:
-                r.sync(str(src), target)
+                entries += [(f"{target}/{f}", str(src / f), None) for f in files]
+        r.put_files(entries)
+        if big:
+            r.sync(str(wd), f"{root}/sky_workdir", workdir_files)
 
     _parallel(prep, sorted(info.nodes, key=lambda n: n.rank))
 

@@ -89,28 +89,36 @@ def connect() -> sqlite3.Connection:
     return conn
 
 
+_local = threading.local()
+
+
+def _cached() -> sqlite3.Connection:
+    """This thread's connection to the current home's DB (opening costs a WAL checkpoint)."""
+    path = str(db_path())
+    conns = getattr(_local, "conns", None)
+    if conns is None:
+        conns = _local.conns = {}
+    conn = conns.get(path)
+    if conn is None:
+        conn = conns[path] = connect()
+    return conn
+
+
 @contextlib.contextmanager
 def transaction() -> Iterator[sqlite3.Connection]:
     """A write transaction (BEGIN IMMEDIATE: writers queue on the busy timeout, never fail)."""
-    conn = connect()
+    conn = _cached()
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def query(sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-    conn = connect()
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return _cached().execute(sql, params).fetchall()
 
 
 def dumps(value: Any) -> str | None:

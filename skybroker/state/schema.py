@@ -48,6 +48,15 @@ CORE_MIGRATIONS: list[list[str]] = [
         "CREATE INDEX events_managed ON events(managed_job_id, time)",
         "CREATE INDEX usage_cluster ON cluster_usage(cluster)",
     ],
+    # v2: which hosts of which SSH pool each cluster holds (a host serves one cluster at a time).
+    [
+        """CREATE TABLE ssh_claims (
+            pool TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,
+            cluster TEXT NOT NULL, rank INTEGER NOT NULL, claimed_at REAL NOT NULL,
+            PRIMARY KEY (pool, host, port)
+        )""",
+        "CREATE INDEX ssh_claims_cluster ON ssh_claims(cluster)",
+    ],
 ]
 
 register("core", CORE_MIGRATIONS)

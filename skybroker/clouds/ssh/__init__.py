@@ -1,0 +1,1 @@
+"""The `ssh` cloud: bring-your-own hosts from pools in `<home>/config.yaml`, reached with paramiko."""
