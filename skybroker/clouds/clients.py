@@ -70,30 +70,51 @@ def aws_endpoint() -> str | None:
             or os.environ.get("AWS_ENDPOINT_URL") or None)
 
 
+_BOTO_LOADER: Any = None
+
+
 def aws_session(region: str | None = None) -> Any:
     """A boto3 session (profile from config `aws.profile`, else boto3's own discovery)."""
     try:
         import boto3
     except ImportError as e:
         raise missing_sdk("aws", e) from None
+    import botocore.session
+
+    global _BOTO_LOADER
     profile = cloud_config("aws").get("profile")
+    core = botocore.session.get_session()
+    if _BOTO_LOADER is None:  # parsing EC2's service model costs ~0.5 s: do it once
+        _BOTO_LOADER = core.get_component("data_loader")
+    else:
+        core.register_component("data_loader", _BOTO_LOADER)
     try:
-        return boto3.session.Session(profile_name=profile, region_name=region)
+        return boto3.session.Session(profile_name=profile, region_name=region, botocore_session=core)
     except Exception as e:  # botocore.exceptions.ProfileNotFound and friends
         raise CredentialsError(f"AWS profile {profile!r}: {e}") from None
 
 
-def aws_client(service: str, region: str, *, max_attempts: int = 3) -> Any:
+_AWS_CLIENTS: dict[tuple, Any] = {}
+
+
+def aws_client(service: str, region: str, *, max_attempts: int = 1) -> Any:
     """A boto3 client with the endpoint override applied and botocore's retries bounded.
 
-    Our provisioner does its own throttling backoff, so botocore's retries stay few.
+    botocore does not retry: our `call()` wrapper retries throttling and connection errors with its own backoff (two layers of retries multiply waits). Clients
+    are cached (creating one costs tens of ms) per service, region, endpoint and identity.
     """
-    from botocore.config import Config
+    endpoint = aws_endpoint()
+    key = (service, region, endpoint, max_attempts, cloud_config("aws").get("profile"),
+           os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"),
+           os.environ.get("AWS_SHARED_CREDENTIALS_FILE"), os.environ.get("AWS_CONFIG_FILE"))
+    if key not in _AWS_CLIENTS:
+        from botocore.config import Config
 
-    cfg = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"},
-                 connect_timeout=10, read_timeout=60)
-    return aws_session(region).client(service, region_name=region, endpoint_url=aws_endpoint(),
-                                      config=cfg)
+        cfg = Config(retries={"total_max_attempts": max_attempts, "mode": "standard"},
+                     connect_timeout=10, read_timeout=60)
+        _AWS_CLIENTS[key] = aws_session(region).client(service, region_name=region,
+                                                       endpoint_url=endpoint, config=cfg)
+    return _AWS_CLIENTS[key]
 
 
 # ---- GCP ----
@@ -226,3 +247,25 @@ def azure_client(kind: str) -> Any:
     if os.environ.get("SKYBROKER_AZURE_POLLING_INTERVAL"):
         kwargs["polling_interval"] = float(os.environ["SKYBROKER_AZURE_POLLING_INTERVAL"])
     return C(azure_credential(), azure_subscription(), **kwargs)
+
+
+# ---- reaching nodes ----
+
+
+def apply_ssh_override(cloud: str, nodes: list[Any]) -> None:
+    """Point nodes' SSH at `<cloud>.ssh_endpoint_override` (host:port, or a list per rank).
+
+    For tests and for bastion/port-forward setups: the cloud's own IPs stay in
+    `extra['cloud_external_ip']`.
+    """
+    override = cloud_config(cloud).get("ssh_endpoint_override") or os.environ.get(
+        f"SKYBROKER_{cloud.upper()}_SSH_ENDPOINT")
+    if not override:
+        return
+    endpoints = override if isinstance(override, list) else str(override).split(",")
+    for node in nodes:
+        ep = str(endpoints[min(node.rank, len(endpoints) - 1)]).strip()
+        host, _, port = ep.rpartition(":") if ":" in ep else (ep, "", "22")
+        node.extra["cloud_external_ip"] = node.external_ip
+        node.external_ip = host
+        node.ssh_port = int(port)
