@@ -79,6 +79,7 @@ def test_take_slice_mask_and_order(table):
     assert sub.instance_type.tolist() == ["n1-standard-8", "p3.2xlarge"]
     assert len(table[table.price < 1]) == 3
     assert len(table[1:3]) == 2
+    assert table[3] == table.offer(3) and table[-1].instance_type == "p5e.48xlarge"
     cheapest = table.sort_by_price()
     assert cheapest.price[0] == pytest.approx(0.154) and math.isnan(cheapest.price[-1])
     assert table.sort_by_price(spot=True).spot_price[0] == pytest.approx(0.03)

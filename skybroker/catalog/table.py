@@ -179,8 +179,11 @@ class OfferTable:
             raise AttributeError(f"OfferTable has no column {name!r}") from None
 
     def __getitem__(self, key: Any) -> Any:
+        """`t["price"]` -> column; `t[3]` -> Offer; mask / indices / slice -> OfferTable."""
         if isinstance(key, str):
             return self.column(key)
+        if isinstance(key, (int, np.integer)):
+            return self.offer(int(key))
         if not isinstance(key, slice):
             key = np.asarray(key)
         cat = {c: (v, k[key]) for c, (v, k) in self._cat.items()}
@@ -221,8 +224,14 @@ class OfferTable:
     def isin(self, name: str, values: str | Iterable[str]) -> np.ndarray:
         """Boolean mask: string column `name` equals `values` (a string or a collection)."""
         vocab, codes = self._cat[name]
-        wanted = [values] if isinstance(values, str) else list(values)
-        return np.isin(vocab, wanted)[codes] if len(vocab) else np.zeros(0, bool)
+        if not len(codes):
+            return np.zeros(0, dtype=bool)
+        if isinstance(values, str):
+            lut = vocab == values
+        else:
+            wanted = set(values)
+            lut = np.fromiter((v in wanted for v in vocab.tolist()), dtype=bool, count=len(vocab))
+        return lut[codes]
 
     # ---- queries (all vectorised; each returns a boolean mask)
     def mask(
