@@ -163,7 +163,7 @@ def load_csv(path: Path, gap_s: float | None = None) -> Trace:
             if gap_s is None:
                 raise TraceError(f"{path}: one sample cannot tell the tick length; pass it")
         else:
-            gap = float(np.median(steps)) if gap_s is None else float(gap_s)
+            gap = _typical_step(steps) if gap_s is None else float(gap_s)
             if gap <= 0:
                 raise TraceError(f"{path}: timestamps must increase")
             bad = np.nonzero(np.abs(steps - gap) > max(1e-6 * gap, 1e-6))[0]
@@ -176,6 +176,15 @@ def load_csv(path: Path, gap_s: float | None = None) -> Trace:
             gap_s = gap
         start_time = float(tarr[0])
     return Trace(counts, float(gap_s), path.stem, path, start_time)  # type: ignore[arg-type]
+
+
+def _typical_step(steps: np.ndarray) -> float:
+    """The tick: the most frequent positive step (ties: the smallest), so one gap is the outlier."""
+    pos = steps[steps > 0]
+    if pos.size == 0:
+        return 0.0
+    values, counts = np.unique(np.round(pos, 6), return_counts=True)
+    return float(values[np.flatnonzero(counts == counts.max())[0]])
 
 
 def check_convention(trace: Trace) -> list[str]:
