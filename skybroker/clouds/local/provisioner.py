@@ -66,11 +66,20 @@ class LocalProvisioner:
     cloud = "local"
     market: SpotMarket | None = None  # class-level hook; see module docstring
 
+    def _market(self) -> SpotMarket | None:
+        """The hook if set, else the trace-bound zones of config (`local.spot_markets`)."""
+        if self.market is not None:
+            return self.market
+        from skybroker.clouds.local.spot_market import configured_market
+
+        return configured_market()
+
     def launch(self, spec: ClusterSpec) -> ClusterInfo:
         if spec.region not in (REGION, None, "") or (spec.zone and spec.zone not in ZONES):
             raise InvalidRequestError(f"local cloud has region {REGION!r} and zones {ZONES}, "
                                       f"not {spec.region}/{spec.zone}")
-        if spec.spot and self.market is not None and not self.market.available(spec.zone, time.time()):
+        market = self._market() if spec.spot else None
+        if market is not None and not market.available(spec.zone, time.time()):
             raise CapacityError(f"no spot capacity in local/{spec.zone} (trace-bound zone)", "zone")
         base = nodes_dir() / spec.cluster_name
         nodes = []
@@ -86,6 +95,8 @@ class LocalProvisioner:
                            spec.instance_type, spec.spot, nodes,
                            provider_data={"runner": "local", "node_home": True, "tags": spec.tags()})
         (base / "cluster.json").write_text(json.dumps(info.to_json(), indent=1))
+        if market is not None and hasattr(market, "launched"):
+            market.launched(info, time.time())  # records the launch tick, starts the reaper
         return info
 
     def query(self, cluster: ClusterInfo) -> dict[str, str]:
@@ -103,7 +114,7 @@ class LocalProvisioner:
                 except ValueError:
                     mode = "stop"
                 state = TERMINATED if mode == "down" else STOPPED
-            elif cluster.spot and self.market is not None and self.market.preempted(cluster, time.time()):
+            elif cluster.spot and (m := self._market()) is not None and m.preempted(cluster, time.time()):
                 state = PREEMPTED
         out = {}
         for n in cluster.nodes:
