@@ -196,9 +196,10 @@ def _read_cache(target: Path, cloud: str) -> OfferTable | None:
             floats, codes, vocab, sizes = (read(fh, allow_pickle=False) for _ in range(4))
     except (OSError, ValueError, EOFError):
         return None  # corrupt or foreign cache: reparse
-    if floats.shape[0] != len(FLOAT_COLUMNS) or codes.shape[0] != len(_CACHED_STR):
-        return None
-    n = floats.shape[1]
+    n = floats.shape[1] if floats.ndim == 2 else -1
+    if (floats.shape[0] != len(FLOAT_COLUMNS) or codes.shape != (len(_CACHED_STR), n)
+            or len(sizes) != len(_CACHED_STR) or int(sizes.sum()) != len(vocab)):
+        return None  # written by another version, or truncated
     num = {c: floats[i] for i, c in enumerate(FLOAT_COLUMNS)}
     cat = {}
     ends = np.cumsum(sizes)
@@ -218,6 +219,8 @@ def _cached_load(key: tuple, target: Path, prefix: str, cloud: str, build) -> Of
         table = build()
         with contextlib.suppress(OSError):  # a read-only home still works, just slower
             _write_cache(table, target, prefix)
+    if len(_MEMO) > 32:  # a long-lived process (controller) sees many catalog versions
+        _MEMO.clear()
     _MEMO[key] = table
     return table
 
