@@ -80,15 +80,21 @@ def run_job(name: str, info: Any, task: Any, *, with_setup: bool, detach: bool,
                 f"`sky logs {name} {outcome.job_id}`.")
         elif outcome.status != jstate.SUCCEEDED:
             log(f"Job {outcome.job_id} {outcome.status}" + (f": {outcome.message}" if outcome.message else "."))
-        if "was lost" in (outcome.message or ""):
-            from skybroker.core.lifecycle import refresh
-
-            rec = refresh(name)
-            log(f"Cluster {name} is now {rec.status if rec else 'gone'}"
-                + (f": {rec.last_error}" if rec and rec.last_error else "."))
+        _after_lost_node(name, outcome, log)
         if outcome.status != jstate.SUCCEEDED and not outcome.returncode:
             outcome.returncode = 1
     return outcome
+
+
+def _after_lost_node(name: str, outcome: Any, log: Callable[[str], None]) -> None:
+    """A job that lost a node says so; then the cluster's status is refreshed from the cloud."""
+    if "was lost" not in (outcome.message or ""):
+        return
+    from skybroker.core.lifecycle import refresh
+
+    rec = refresh(name)
+    log(f"Cluster {name} is now {rec.status if rec else 'gone'}"
+        + (f": {rec.last_error}" if rec and rec.last_error else "."))
 
 
 def exec_task(name: str, task: Any, *, detach: bool = False,
@@ -136,9 +142,16 @@ def logs(name: str, job_id: int | None = None, *, follow: bool = True,
         job_id = jobs[-1].job_id
     if rec.status == cstate.UP and rec.info:
         try:
-            return rt.logs(rec.cluster_info(), job_id, follow=follow, on_line=on_line)
+            out = rt.logs(rec.cluster_info(), job_id, follow=follow, on_line=on_line)
         except KeyboardInterrupt:
             return rt.JobOutcome(job_id, None, 0)
+        if out.status is not None:
+            j = jstate.get(name, job_id)
+            if j is not None:
+                j.status, j.returncode = out.status, out.returncode
+                jstate.upsert(j)
+            _after_lost_node(name, out, _err)
+        return out
     path = rt.local_log_path(name, job_id)
     if not path.exists() or not path.stat().st_size:
         raise SkyError(f"No log of job {job_id} on {name} is kept here, and the cluster is {rec.status}.")

@@ -79,10 +79,14 @@ def refresh(name: str) -> cstate.ClusterRecord | None:
         return cstate.get(name)
     vals = set(states.values()) or {TERMINATED}
     if vals == {TERMINATED}:
+        with contextlib.suppress(Exception):  # autostop --down leaves directories/claims behind
+            prov.terminate(info)
         _gone(rec, "terminated (autostop --down, or outside skybroker)")
         return None
     if vals <= {STOPPED, TERMINATED}:
         if rec.status != cstate.STOPPED:
+            with contextlib.suppress(Exception):  # make sure: nothing of it may keep running
+                prov.stop(info)
             cstate.usage_end(name, "autostop" if rec.status == cstate.UP else "stop")
             jstate.fail_unfinished(name)
             events.add("cluster.stopped", "found stopped (autostop)", cluster=name)

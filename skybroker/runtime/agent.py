@@ -284,14 +284,15 @@ def read_autostop(root: str) -> dict:
 
 def do_autostop(root: str, cluster: dict, down: bool) -> None:
     """Idle long enough: stop every process of the cluster and leave a marker for the laptop."""
-    marker = os.path.join(sky_dir(root), "autostopped")
-    with open(marker, "w") as f:
-        json.dump({"mode": "down" if down else "stop", "time": time.time()}, f)
-    hook = (cluster.get("autostop_hook") or {}).get("down" if down else "stop")
-    if hook:
-        subprocess.call(hook)
     for node in cluster["nodes"]:
         kill_on_nodes(cluster, "SKYBROKER_NODE_TAG", node["tag"], [node])
+    marker = os.path.join(sky_dir(root), "autostopped")
+    with open(marker + ".tmp", "w") as f:
+        json.dump({"mode": "down" if down else "stop", "time": time.time()}, f)
+    os.rename(marker + ".tmp", marker)
+    hook = (cluster.get("autostop_hook") or {}).get("down" if down else "stop")
+    if hook:  # a cloud VM powers itself off here (the SDK clouds set this hook)
+        subprocess.call(hook)
 
 
 def daemon(root: str) -> int:
