@@ -30,7 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from skybroker.catalog.table import CSV_COLUMNS, FLOAT_COLUMNS, STR_COLUMNS, OfferTable
+from skybroker.catalog.table import (
+    CSV_COLUMNS,
+    FLOAT_COLUMNS,
+    STR_COLUMNS,
+    OfferTable,
+    categorical,
+)
 from skybroker.errors import CatalogError
 
 CATALOG_DIR_ENV = "SKYBROKER_CATALOG_DIR"
@@ -94,18 +100,6 @@ def _floats(col: Sequence[str], path: Path, name: str) -> np.ndarray:
         raise CatalogError(f"{path}: column {name!r} has a non-numeric value ({e})") from None
 
 
-def _categorical(col: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted vocabulary, int32 codes) without sorting the whole column."""
-    seen: dict[str, int] = {}
-    codes = np.fromiter((seen.setdefault(x.strip(), len(seen)) for x in col), dtype=np.int32,
-                        count=len(col))
-    vocab = np.array(list(seen), dtype=str) if seen else np.array([""], dtype=str)
-    order = np.argsort(vocab, kind="stable")
-    rank = np.empty(len(order), dtype=np.int32)
-    rank[order] = np.arange(len(order), dtype=np.int32)
-    return vocab[order], rank[codes]
-
-
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     """Header and rows; plain split when nothing is quoted (our own files), else csv."""
     try:
@@ -146,7 +140,7 @@ def parse_csv(path: Path, cloud: str) -> OfferTable:
         else:
             if name == "arch" and name not in index:
                 col = ["x86_64"] * n
-            cat[name] = _categorical(col)
+            cat[name] = categorical(col)
     cat["cloud"] = (np.array([cloud]), np.zeros(n, dtype=np.int32))
     return OfferTable.from_parts(cat, num)
 

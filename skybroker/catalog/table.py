@@ -58,6 +58,19 @@ class Offer:
         return {c: getattr(self, c) for c in COLUMNS}
 
 
+def categorical(col: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted vocabulary, int32 codes) of strings; a dict pass, no sort of the whole column."""
+    seen: dict[str, int] = {}
+    values = col.tolist() if isinstance(col, np.ndarray) else col
+    codes = np.fromiter((seen.setdefault(str(x).strip(), len(seen)) for x in values),
+                        dtype=np.int32, count=len(values))
+    vocab = np.array(list(seen), dtype=str) if seen else np.array([""], dtype=str)
+    order = np.argsort(vocab, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return vocab[order], rank[codes]
+
+
 def _none_if_nan(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
@@ -82,10 +95,7 @@ class OfferTable:
         lengths = {len(columns[c]) for c in COLUMNS}
         if len(lengths) > 1:
             raise ValueError(f"columns of unequal length: {sorted(lengths)}")
-        cat = {}
-        for c in STR_COLUMNS:
-            vocab, codes = np.unique(np.asarray(columns[c], dtype=str), return_inverse=True)
-            cat[c] = (vocab, codes.astype(np.int32).reshape(-1))
+        cat = {c: categorical(columns[c]) for c in STR_COLUMNS}
         num = {c: np.asarray(columns[c], dtype=np.float64) for c in FLOAT_COLUMNS}
         self._init(cat, num)
 
