@@ -151,3 +151,8 @@ def test_shipped_catalogs_load(monkeypatch):
     m = t.mask(accelerator="A100", min_accelerator_count=8, spot=True)
     assert m.any() and set(t.cloud[m].tolist()) <= {"aws", "gcp", "azure"}
     assert aws_zone_ids()["us-east-1a"] == "use1-az6"
+    # every shipped accelerator name is canonical and known (did-you-mean relies on it)
+    from skybroker.catalog import KNOWN_ACCELERATORS, canonical_accelerator
+
+    for name in t.accelerator_names():
+        assert name in KNOWN_ACCELERATORS and canonical_accelerator(name.lower()) == name
