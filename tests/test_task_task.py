@@ -48,6 +48,17 @@ def test_env_interpolation_semantics():
     assert t.missing_envs() == ["TOKEN"]
 
 
+def test_references_to_a_self_referencing_env_are_left_for_the_shell():
+    t = Task.from_yaml_str("envs:\n  PATH: ${PATH}:/opt\n  P2: ${PATH}:/x\n  Q: ${P2}\n")
+    assert t.envs == {"PATH": "${PATH}:/opt", "P2": "${PATH}:/x", "Q": "${P2}"}
+    assert Task.from_yaml_config(t.to_yaml_config()) == t
+
+
+def test_warnings_follow_the_file_order():
+    t = Task.from_yaml_str("service: {}\nresources:\n  candidates: [{}]\nconfig: {}\n")
+    assert [w.split(":")[1] for w in t.warnings] == ["1", "3", "4"]
+
+
 def test_env_overrides_win_everywhere():
     t = Task.from_yaml_str(ENVS, env_overrides={"MODEL": "mistral", "TOKEN": "t0k", "NEW": 1})
     assert t.envs["OUT"] == "/ckpt/mistral-7b"

@@ -4,7 +4,9 @@ Only the braced form `${NAME}` with a bash-valid name is replaced, and only when
 task env with a value: anything else (`${HOME}`, `$RANK`, `${SKYPILOT_NODE_RANK}`) is left for
 the shell on the node. `--env` overrides replace the YAML values before resolution, so they
 win everywhere, including in envs that reference them. An env referencing itself (e.g.
-`PATH: ${PATH}:/opt/bin`) is left for the shell; a cycle between envs is an error.
+`PATH: ${PATH}:/opt/bin`) is left for the shell, and so are references to it (inlining its
+value would leave a `${PATH}` that a second pass would read differently: resolution must be
+idempotent for the YAML round trip). A cycle between envs is an error.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ def resolve_envs(envs: dict[str, str | None]) -> dict[str, str | None]:
             if ref in stack:
                 raise EnvCycleError([*stack[stack.index(ref) :], ref])
             resolved = resolve(ref, stack)
-            return m.group(0) if resolved is None else resolved
+            if resolved is None or any(envs.get(r) is not None for r in VAR.findall(resolved)):
+                return m.group(0)
+            return resolved
 
         done[name] = VAR.sub(sub, value)
         return done[name]

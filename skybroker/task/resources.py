@@ -189,8 +189,10 @@ def _is_normalized_recovery(jr: Any) -> bool:
     }  # fmt: skip
 
 
-def _hours_text(hours: float) -> str:
-    return f"{F.fmt_number(hours)}h"
+def _hours_text(hours: float) -> str | float:
+    """'60h' when whole; a bare number of hours otherwise, which parses back exactly
+    (a unit would go through seconds and could come back one ulp off)."""
+    return f"{int(hours)}h" if float(hours).is_integer() else float(hours)
 
 
 def _recovery_config(jr: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ sections are kept verbatim (so the YAML round-trips) and reported in `warnings`.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +153,7 @@ class Task:
             inputs=_sizes(config.get("inputs"), sub("inputs")),
             outputs=_sizes(config.get("outputs"), sub("outputs")),
             unsupported=unsupported,
-            warnings=list(dict.fromkeys(warnings)),
+            warnings=sorted(dict.fromkeys(warnings), key=_line_key(source)),
             source=source,
         )
         return task
@@ -243,6 +244,17 @@ def _factor(alternatives: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 
 # ---- field validators ------------------------------------------------------------------
+
+
+def _line_key(source: str | None):
+    """Sort warnings in file order (they are collected field by field)."""
+    pattern = re.compile(re.escape(source or "<config>") + r":(\d+): ")
+
+    def key(message: str) -> int:
+        m = pattern.match(message)
+        return int(m.group(1)) if m else 0
+
+    return key
 
 
 def read_text(path: str) -> str:
