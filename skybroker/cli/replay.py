@@ -214,8 +214,7 @@ def _render(result, specs, ps, po) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 120, highlight=False)
     n = len(specs)
-    gaps = ""
-    table = Table(title=f"{n} run{'s' if n != 1 else ''}, spot ${ps:g}/h, on-demand ${po:g}/h{gaps}",
+    table = Table(title=f"{n} run{'s' if n != 1 else ''}, spot ${ps:g}/h, on-demand ${po:g}/h",
                   title_justify="left")
     for col in ("policy", "mean $", "p50 $", "p90 $", "vs on-demand", "misses", "switches",
                 "spot share"):
@@ -227,9 +226,8 @@ def _render(result, specs, ps, po) -> None:
                       f"{s['mean_switches']:.1f}", f"{s['spot_share']:.0%}")
     console.print(table)
     if n == 1:
-        r0 = [r for r in result.records]
-        for r in r0:
-            console.print(f"  {r['policy']}: ${r['cost']:,.2f}, finished at {r['finish_h']:.2f} h "
-                          f"({'met' if r['met'] else '[red]MISSED[/red]'}), spot {r['spot_h']:.1f} h, "
-                          f"on-demand {r['od_h']:.1f} h, idle {r['idle_h']:.1f} h, "
-                          f"{r['switches']} (re)starts, {r['preemptions']} preemptions")
+        for r in result.records:
+            console.print(f"  {r['policy']}: done at {r['finish_h']:.2f} h "
+                          f"({'met' if r['met'] else '[red]MISSED[/red]'}); spot {r['spot_h']:.1f} h, "
+                          f"on-demand {r['od_h']:.1f} h, idle {r['idle_h']:.1f} h; "
+                          f"{r['switches']} starts, {r['preemptions']} preemptions")

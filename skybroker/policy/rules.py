@@ -84,13 +84,13 @@ class UniformProgress(BasePolicy):
         e, w, c0, r0, d = (state.elapsed, state.work_done, state.work_total, state.deadline,
                            state.overhead)
         rate = c0 / r0
-        unavail = ~avail
-        # Behind the uniform-progress line (W - ep(e) < 0): spot if possible, else on-demand.
-        to_od = (w - e * rate < 0) & unavail
+        # Behind the uniform-progress line (W - e*C0/R0 < 0, i.e. W < e*C0/R0): spot if
+        # possible, else on-demand. (Comparisons of bool arrays: a > b is a & ~b.)
+        to_od = np.greater(w < e * rate, avail)
         # Hysteresis: stay on on-demand until spot returns AND progress passes ep(e + 2d).
         on_od = state.cur == OD
         if on_od.any():
-            to_od |= on_od & (unavail | ((e + 2.0 * d) * rate - w >= 0))
+            to_od |= on_od & (((e + 2.0 * d) * rate >= w) | ~avail)
         return _compose(state, avail, to_od)
 
 

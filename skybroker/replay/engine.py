@@ -105,7 +105,6 @@ def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
     run_ticks = 0
     tl: dict[str, list] | None = {"kind": [], "work": [], "avail": [], "zone": []} if record else None
 
-    left = work.copy()  # C = C0 - W
     c_run = np.zeros(n, np.int64)  # ticks run on SPOT or OD
     c_x = np.zeros(n, np.int64)  # sum of the type codes: SPOT=1, OD=2, so od = c_x - c_run
     elapsed = np.zeros(n)
@@ -117,14 +116,13 @@ def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
             g_eff = running * g
             y = g_eff - rem
             np.maximum(y, 0.0, out=y)
-            np.minimum(y, left, out=y)
+            np.minimum(y, work - w, out=y)
             w += y
-            left -= y
             rem -= g_eff
             rem[rem < EPS] = 0.0  # also clears the negatives
             elapsed += g
         # 2. finished runs record their results and freeze (on NONE)
-        done = left <= EPS
+        done = work - w <= EPS  # C = C0 - W, exactly as the simulator computes it
         if n_alive != done.shape[0] or done.any():
             new = done & alive
             if new.any():
@@ -141,7 +139,7 @@ def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
                     k = alive
                     ids, work, dl, d, w, rem, prev, zone = (ids[k], work[k], dl[k], d[k], w[k],
                                                             rem[k], prev[k], zone[k])
-                    left, elapsed = left[k], elapsed[k]
+                    elapsed = elapsed[k]
                     c_run, c_x, c_sw, c_pre = c_run[k], c_x[k], c_sw[k], c_pre[k]
                     if not np.isscalar(g):
                         g = g[k]  # type: ignore[index]
