@@ -184,6 +184,26 @@ def gcp_project() -> str:
     return project
 
 
+def gcp_billing_endpoint() -> str | None:
+    """Cloud Billing's own override (config `gcp.billing_endpoint_url`,
+    `SKYBROKER_GCP_BILLING_ENDPOINT`), else the Compute one: tests serve both from one stub."""
+    return (cloud_config("gcp").get("billing_endpoint_url")
+            or os.environ.get("SKYBROKER_GCP_BILLING_ENDPOINT") or gcp_endpoint())
+
+
+def gcp_billing_client() -> Any:
+    """A google-cloud-billing CloudCatalogClient (the public SKU price list) over REST."""
+    try:
+        from google.api_core.client_options import ClientOptions
+        from google.cloud import billing_v1
+    except ImportError as e:
+        raise missing_sdk("gcp", e) from None
+    creds, _ = gcp_credentials()
+    endpoint = gcp_billing_endpoint()
+    opts = ClientOptions(api_endpoint=endpoint) if endpoint else None
+    return billing_v1.CloudCatalogClient(credentials=creds, client_options=opts, transport="rest")
+
+
 # ---- Azure ----
 
 
