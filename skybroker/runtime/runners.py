@@ -160,7 +160,7 @@ class SSHRunner(Runner):
 
     def client(self):
         """A connected paramiko client, shared per process (connect+auth costs ~70 ms)."""
-        key = (self.host, self.port, self.user, self.identity_file)
+        key = (self.host, self.port, self.user, self.identity_file, self.known_hosts)
         with _conns_lock:
             c = _conns.get(key)
             if c is not None and c.get_transport() is not None and c.get_transport().is_active():

@@ -1,0 +1,90 @@
+"""The cluster commands as a user runs them: `python -m skybroker ...` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sky(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "skybroker", *args], capture_output=True, text=True,
+                       cwd=REPO, timeout=60, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"sky {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+@pytest.fixture(autouse=True)
+def _cleanup():
+    yield
+    sky("down", "-a", "-y", check=False)
+
+
+def test_minimal_example_lifecycle(tmp_path):
+    p = sky("launch", "-y", "-c", "ex", "examples/minimal.yaml")
+    assert "Hello from skybroker" in p.stdout
+    st = sky("status").stdout
+    assert "ex" in st and "UP" in st and "local/local" in st
+    q = sky("queue", "ex").stdout
+    assert "SUCCEEDED" in q
+    assert "Hello from skybroker" in sky("logs", "ex", "1").stdout
+    assert sky("exec", "ex", "echo", "via-exec").stdout.strip() == "via-exec"
+    sky("autostop", "ex", "-i", "30")
+    assert "30m" in sky("status", "ex").stdout
+    sky("stop", "-y", "ex")
+    assert "STOPPED" in sky("status", "--refresh").stdout
+    sky("start", "ex")
+    sky("down", "-y", "ex")
+    assert "No existing clusters" in sky("status").stdout
+    assert "TERMINATED" in sky("cost-report").stdout
+
+
+def test_multinode_example():
+    out = sky("launch", "-y", "-c", "mn", "examples/multinode.yaml").stdout
+    assert "(head, rank=0)" in out and "(worker1, rank=1)" in out
+    assert "127.0.0.2" in out
+
+
+def test_errors_are_one_clear_line(tmp_path):
+    t = tmp_path / "t.yaml"
+    t.write_text(f"resources: {{cloud: local}}\nworkdir: {tmp_path}/missing\nrun: echo\n")
+    p = sky("launch", "-y", "-c", "e", str(t), check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[0].startswith("Error: workdir")
+    p = sky("queue", "nosuch", check=False)
+    assert p.returncode == 1 and "Error: Cluster 'nosuch' does not exist." in p.stderr
+    t.write_text("resources: {cloud: local}\nrun: exit 3\n")
+    assert sky("launch", "-y", "-c", "e", str(t), check=False).returncode == 3
+
+
+def test_ctrl_c_detaches_without_killing(tmp_path):
+    t = tmp_path / "t.yaml"
+    t.write_text("resources: {cloud: local}\nrun: |\n  echo started\n  sleep 1.5\n  echo finished\n")
+    proc = subprocess.Popen([sys.executable, "-m", "skybroker", "launch", "-y", "-c", "cc", str(t)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(20)
+    assert "keeps running" in proc.stderr.read()
+    assert "RUNNING" in sky("queue", "cc").stdout
+    out = sky("logs", "cc").stdout
+    assert "finished" in out
+    assert "SUCCEEDED" in sky("queue", "cc").stdout
+
+
+def test_help_is_fast_and_lists_commands():
+    t0 = time.time()
+    out = sky("--help").stdout
+    for cmd in ("exec", "status", "queue", "logs", "cancel", "stop", "start", "down", "autostop",
+                "cost-report"):
+        assert cmd in out
+    assert time.time() - t0 < 5  # the budget (<150 ms) is a benchmark, not a timed test
+    assert os.environ.get("SKYBROKER_HOME")
