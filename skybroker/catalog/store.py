@@ -17,16 +17,13 @@ pickle, and strings stay categorical, so a cold process loads all clouds in a fe
 from __future__ import annotations
 
 import contextlib
-import csv
-import datetime as dt
-import hashlib
-import io
-import json
 import os
 import sys
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +35,9 @@ from skybroker.catalog.table import (
     categorical,
 )
 from skybroker.errors import CatalogError
+
+if TYPE_CHECKING:  # csv, json, datetime and hashlib stay off the cached cold path
+    import datetime as dt
 
 CATALOG_DIR_ENV = "SKYBROKER_CATALOG_DIR"
 CACHE_VERSION = 1
@@ -111,6 +111,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         rows = [line.split(",") for line in lines[1:] if line]
         header = lines[0].split(",") if lines else []
     else:
+        import csv
+        import io
+
         reader = csv.reader(io.StringIO(text))
         header = next(reader, [])
         rows = [r for r in reader if r]
@@ -155,7 +158,7 @@ def cache_dir() -> Path:
 
 def _cache_file(path: Path, cloud: str) -> tuple[Path, str]:
     st = path.stat()
-    tag = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    tag = f"{zlib.crc32(str(path.resolve()).encode()):08x}"
     prefix = f"{cloud}-{tag}-"
     return cache_dir() / f"{prefix}{st.st_size}-{st.st_mtime_ns}-v{CACHE_VERSION}.npy", prefix
 
@@ -251,7 +254,7 @@ def load_catalogs(clouds: list[str] | tuple[str, ...] | None = None,
     if not found:
         return OfferTable.empty()
     names = [_cache_file(p, c)[0].name for c, p in found]
-    digest = hashlib.sha1("|".join(names).encode()).hexdigest()[:16]
+    digest = f"{zlib.crc32('|'.join(names).encode()):08x}"
     prefix = "multi-" + "+".join(c for c, _ in found) + "-"
     target = cache_dir() / f"{prefix}{digest}-v{CACHE_VERSION}.npy"
     table = _cached_load(("multi", digest), target, prefix, "", lambda: OfferTable.concat(
@@ -288,6 +291,8 @@ class CatalogInfo:
 
 
 def _parse_date(text: str | None) -> dt.date | None:
+    import datetime as dt
+
     if not text:
         return None
     try:
@@ -305,6 +310,9 @@ def catalog_info(cloud: str, today: dt.date | None = None) -> CatalogInfo:
     Source and date come from `SOURCES.json` next to the CSV (written by the build script and
     by `sky catalog refresh`); without one, the file's mtime is the date.
     """
+    import datetime as dt
+    import json
+
     path = catalog_path(cloud)
     meta: dict = {}
     sources = path.parent / "SOURCES.json"
@@ -323,6 +331,8 @@ def catalog_info(cloud: str, today: dt.date | None = None) -> CatalogInfo:
 
 def aws_zone_ids() -> dict[str, str]:
     """Zone name (as in the AWS catalog) -> AZ id. Names are per account; ids are global."""
+    import json
+
     for d in shipped_catalog_dirs():
         p = d / "aws_zone_ids.json"
         if p.is_file():
