@@ -77,3 +77,19 @@ def test_unknown_count_cloud_region():
 def test_bad_count():
     r = CliRunner().invoke(show_gpus, ["A100:x"])
     assert r.exit_code == 2 and "NAME[:COUNT]" in r.output
+
+
+def test_overview_json_prices_are_the_catalog_minimum():
+    import numpy as np
+
+    from skybroker.catalog import load_catalogs
+
+    rows = {r["accelerator"]: r for r in json.loads(run("--json").output)}
+    t = load_catalogs()
+    for name in ("T4", "A100", "H100"):
+        sub = t.select(accelerator=name)
+        per_dev = sub.price / sub.accelerator_count
+        assert rows[name]["on_demand"]["price_per_device"] == pytest.approx(np.nanmin(per_dev))
+        spot = sub.spot_price / sub.accelerator_count
+        assert rows[name]["spot"]["price_per_device"] == pytest.approx(np.nanmin(spot))
+        assert rows[name]["counts"] == sorted(set(sub.accelerator_count.tolist()))
