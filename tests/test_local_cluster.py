@@ -254,3 +254,13 @@ def test_concurrent_launches_keep_state_consistent(tmp_path):
     assert sorted(r.name for r in cstate.list_clusters()) == [f"par{i}" for i in range(4)]
     events = json.dumps([e["kind"] for e in __import__("skybroker.state.events", fromlist=["x"]).list_events()])
     assert events.count("cluster.up") == 4
+
+
+def test_local_price_as_a_real_instance(tmp_path, sky_home):
+    (sky_home / "config.yaml").write_text("local:\n  price_as:\n    default: aws/m6i.large/us-east-1\n")
+    api.launch(task_file(tmp_path, "num_nodes: 2\nrun: echo x\n"), "priced", on_line=lambda s: None)
+    from skybroker.core.launch import local_price_as
+
+    unit = local_price_as("local.small", False)
+    assert 0.05 < unit < 0.5
+    assert cstate.get("priced").hourly_price == pytest.approx(2 * unit)

@@ -64,6 +64,48 @@ def _gpus_per_node(task: Any, placement: Any) -> int:
         return 0
 
 
+def local_price_as(instance_type: str, spot: bool) -> float | None:
+    """Hourly price of a `local` shape priced like a real instance (config `local.price_as`).
+
+        local:
+          price_as:                       # so cost reports mean something
+            local.medium: aws/m6i.xlarge  # cloud/instance_type[/region]
+            default: aws/m6i.large
+
+    The cheapest matching catalog row is used (its spot price for spot). None: no mapping.
+    """
+    from skybroker.config import load_config
+
+    mapping = (load_config().get("local") or {}).get("price_as") or {}
+    ref = mapping.get(instance_type) or mapping.get("default")
+    if not ref:
+        return None
+    parts = str(ref).split("/")
+    if len(parts) < 2:
+        raise SkyError(f"local.price_as: {ref!r} must be cloud/instance_type[/region].")
+    import numpy as np
+
+    from skybroker.catalog import load_catalog
+
+    t = load_catalog(parts[0])
+    mask = t.instance_type == parts[1]
+    if len(parts) > 2:
+        mask &= t.region == parts[2]
+    prices = (t.spot_price if spot else t.price)[mask]
+    prices = prices[~np.isnan(prices)]
+    if not len(prices):
+        raise SkyError(f"local.price_as: no {'spot ' if spot else ''}price for {ref} in the catalog.")
+    return float(prices.min())
+
+
+def _hourly(p: Any) -> float:
+    if p.offer.cloud == "local":
+        unit = local_price_as(p.offer.instance_type, bool(p.spot))
+        if unit is not None:
+            return unit * p.num_nodes
+    return float(p.hourly_cost)
+
+
 def _make_spec(task: Any, cluster_name: str) -> Callable[[Any], Any]:
     from skybroker.clouds.base import ClusterSpec
 
@@ -119,10 +161,10 @@ def provision(task: Any, name: str, *, clouds: list[str] | None, retry_until_up:
     def before(p: Any, spec: Any) -> None:
         cstate.upsert(name, status=cstate.INIT, cloud=p.offer.cloud, region=p.offer.region,
                       zone=p.offer.zone, instance_type=p.offer.instance_type, spot=bool(p.spot),
-                      num_nodes=p.num_nodes, hourly_price=float(p.hourly_cost),
+                      num_nodes=p.num_nodes, hourly_price=_hourly(p),
                       metadata={"launch_pid": os.getpid(), "task": getattr(task, "name", None)})
         log(f"Launching {name}: {p.describe() if hasattr(p, 'describe') else p.offer.instance_type}"
-            f" at ${float(p.hourly_cost):.4f}/h ...")
+            f" at ${_hourly(p):.4f}/h ...")
 
     def attempt(a: Any) -> None:
         if a.outcome != "UP":
