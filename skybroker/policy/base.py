@@ -145,13 +145,16 @@ class DeadlineTerms:
 def deadline_terms(state: RunState) -> DeadlineTerms:
     """Rq, N1, N2 as the paper's simulator computes them (both sides rounded to whole ticks)."""
     g = state.gap
-    c = state.work_total - state.work_done
-    d = state.overhead
-    left = np.floor((state.deadline - state.elapsed) / g)
-    c += d
-    need1 = np.ceil(c / g)
-    c += d
-    need2 = np.ceil(c / g)
+    left = np.subtract(state.deadline, state.elapsed)
+    left /= g
+    np.floor(left, out=left)
+    c = np.subtract(state.work_total, state.work_done)  # C = C0 - W
+    c += state.overhead
+    need1 = c / g
+    np.ceil(need1, out=need1)
+    c += state.overhead
+    c /= g
+    need2 = np.ceil(c, out=c)
     return DeadlineTerms(left, need1, need2, need1 >= left, need2 >= left)
 
 

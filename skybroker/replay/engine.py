@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skybroker.policy.base import EPS, NONE, SPOT, TYPE_DTYPE, RunState, finalize
+from skybroker.policy.base import EPS, NONE, OD, SPOT, TYPE_DTYPE, RunState, finalize
 
 DEFAULT_PRICE_OD = 3.06
 DEFAULT_PRICE_SPOT = 0.9731
@@ -67,6 +67,9 @@ def _horizon(b: Batch) -> int:
     return int(t.max()) if b.n else 0
 
 
+_BLOCK = 64  # ticks of per-tick history kept before they are folded into counters
+
+
 def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
     """Advance every run of ``batch`` under ``policy`` until all are done."""
     n = batch.n
@@ -76,44 +79,55 @@ def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
     avail = batch.avail
     ticks_avail = avail.shape[0]
 
-    # Per-run results by original run id, filled as runs finish.
+    # Results by original run id, written when slots are compacted away and at the end.
     finish = np.full(n, -1, dtype=np.int64)
-    spot_t = np.zeros(n, dtype=np.int64)
-    od_t = np.zeros(n, dtype=np.int64)
-    switches = np.zeros(n, dtype=np.int64)
-    preempt = np.zeros(n, dtype=np.int64)
+    spot_o, od_o, sw_o, pre_o = (np.zeros(n, np.int64) for _ in range(4))
 
-    # Working arrays for the runs still in the batch. Finished runs stay (frozen on NONE)
-    # until they are a quarter of the batch, then the arrays are compacted: per-op overhead,
-    # not array length, dominates numpy at these sizes.
+    # Working slots. A finished run stays in its slot, frozen on NONE (so it stops counting),
+    # until finished runs are a quarter of the slots; then the arrays are compacted. numpy's
+    # per-call overhead, not array length, dominates at these sizes, so compaction is rare.
     ids = np.arange(n)
     work, dl, d = batch.work.copy(), batch.deadline.copy(), batch.overhead.copy()
     g: np.ndarray | float = batch.gap.copy()
     if np.all(batch.gap == batch.gap[0]):
         g = float(batch.gap[0])  # scalar ops are cheaper, same values
-    w = np.zeros(n)
-    rem = np.zeros(n)
+    w, rem, elapsed = np.zeros(n), np.zeros(n), np.zeros(n)
     prev = np.zeros(n, dtype=TYPE_DTYPE)
     zone = np.full(n, -1, dtype=np.int64)
-    alive = np.ones(n, dtype=bool)
-    n_alive = n
-    c_sw, c_pre = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    fin = np.full(n, -1, dtype=np.int64)
+    # Counters are folded from a block of per-tick history: copying a row per tick is far
+    # cheaper than four casting additions per tick.
+    c_spot, c_od, c_sw, c_pre = (np.zeros(n, np.int64) for _ in range(4))
+    h_x = np.zeros((_BLOCK, n), dtype=TYPE_DTYPE)
+    h_sw = np.zeros((_BLOCK, n), dtype=bool)
+    h_pre = np.zeros((_BLOCK, n), dtype=bool)
+    rows_used = 0
     memory = policy.init_memory(n)
     rows = np.arange(n)
-    zero8 = np.zeros(n, dtype=TYPE_DTYPE)
     none_av = np.zeros((n, zones) if multi else n, dtype=bool)
-    run_ticks = 0
+    size, n_done, run_ticks = n, 0, 0
+    done = np.zeros(n, dtype=bool)
     tl: dict[str, list] | None = {"kind": [], "work": [], "avail": [], "zone": []} if record else None
 
-    c_run = np.zeros(n, np.int64)  # ticks run on SPOT or OD
-    c_x = np.zeros(n, np.int64)  # sum of the type codes: SPOT=1, OD=2, so od = c_x - c_run
-    elapsed = np.zeros(n)
+    def fold() -> None:
+        nonlocal rows_used
+        if rows_used:
+            hx = h_x[:rows_used, :size]
+            c_spot[:] += np.count_nonzero(hx == SPOT, axis=0)
+            c_od[:] += np.count_nonzero(hx == OD, axis=0)
+            c_sw[:] += np.count_nonzero(h_sw[:rows_used, :size], axis=0)
+            c_pre[:] += np.count_nonzero(h_pre[:rows_used, :size], axis=0)
+            rows_used = 0
+
+    def flush(mask: np.ndarray | slice) -> None:
+        o = ids[mask]
+        finish[o], spot_o[o], od_o[o] = fin[mask], c_spot[mask], c_od[mask]
+        sw_o[o], pre_o[o] = c_sw[mask], c_pre[mask]
+
     for t in range(horizon + 1):
         # 1. credit the previous tick (a NONE tick has g_eff = 0: no work, rem unchanged)
         if t:
-            running = prev != NONE
-            c_run += running
-            g_eff = running * g
+            g_eff = np.where(prev != NONE, g, 0.0)
             y = g_eff - rem
             np.maximum(y, 0.0, out=y)
             np.minimum(y, work - w, out=y)
@@ -121,45 +135,44 @@ def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
             rem -= g_eff
             rem[rem < EPS] = 0.0  # also clears the negatives
             elapsed += g
-        # 2. finished runs record their results and freeze (on NONE)
-        done = work - w <= EPS  # C = C0 - W, exactly as the simulator computes it
-        if n_alive != done.shape[0] or done.any():
-            new = done & alive
-            if new.any():
-                fid = ids[new]
-                finish[fid] = t
-                spot_t[fid] = 2 * c_run[new] - c_x[new]
-                od_t[fid] = c_x[new] - c_run[new]
-                switches[fid], preempt[fid] = c_sw[new], c_pre[new]
-                alive &= ~new
-                n_alive -= int(new.sum())
-                if n_alive == 0:
-                    break
-                if n_alive * 4 <= 3 * alive.shape[0]:
-                    k = alive
-                    ids, work, dl, d, w, rem, prev, zone = (ids[k], work[k], dl[k], d[k], w[k],
-                                                            rem[k], prev[k], zone[k])
-                    elapsed = elapsed[k]
-                    c_run, c_x, c_sw, c_pre = c_run[k], c_x[k], c_sw[k], c_pre[k]
-                    if not np.isscalar(g):
-                        g = g[k]  # type: ignore[index]
-                    avail = avail[:, k]
-                    memory = {key: v[k] for key, v in memory.items()}
-                    alive = np.ones(n_alive, dtype=bool)
-                    rows = np.arange(n_alive)
-                    none_av, zero8 = none_av[:n_alive], zero8[:n_alive]
-        run_ticks += n_alive
+        # 2. done (C = C0 - W, as the simulator computes it); finished runs stay done
+        done = work - w <= EPS
+        k = int(np.count_nonzero(done))
+        if k != n_done:
+            fin[done & (fin < 0)] = t
+            n_done = k
+            if k == size:
+                break
+            if 4 * k >= size:
+                fold()
+                flush(done)
+                keep = ~done
+                ids, work, dl, d, w, rem, prev, zone, fin = (ids[keep], work[keep], dl[keep],
+                                                             d[keep], w[keep], rem[keep],
+                                                             prev[keep], zone[keep], fin[keep])
+                elapsed, c_spot, c_od, c_sw, c_pre = (elapsed[keep], c_spot[keep], c_od[keep],
+                                                      c_sw[keep], c_pre[keep])
+                if not np.isscalar(g):
+                    g = g[keep]  # type: ignore[index]
+                avail = avail[:, keep]
+                memory = {key: v[keep] for key, v in memory.items()}
+                size, n_done = size - k, 0
+                rows, none_av = rows[:size], none_av[:size]
+                h_x, h_sw, h_pre = h_x[:, :size], h_sw[:, :size], h_pre[:, :size]
+                done = np.zeros(size, dtype=bool)
+        run_ticks += size - n_done
         # 3. availability now, and preemptions
         av = avail[t] if t < ticks_avail else none_av
         here = av[rows, np.maximum(zone, 0)] & (zone >= 0) if multi else av
         pre = np.greater(prev == SPOT, here)  # was on spot, spot gone here (a > b is a & ~b)
-        cur = np.where(pre, zero8, prev)
+        cur = prev.copy()
+        cur[pre] = NONE
         state = RunState(elapsed, w, work, dl, d, rem, prev, cur, av, g, zone if multi else None)
         # 4. propose, then the shared guarantee
         dec = finalize(state, policy.decide(state, memory))
         x = dec.kind
-        if n_alive != x.shape[0]:
-            x[~alive] = NONE
+        if n_done:
+            x[done] = NONE
         # 5. restarts
         restart = np.logical_and(x != cur, x)  # changed to something other than NONE
         if multi:
@@ -167,22 +180,25 @@ def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
             zone = dec.zone
         np.copyto(rem, d, where=restart)
         # 6. run the tick (billing is ticks x price, summed at the end)
-        c_x += x
-        c_sw += restart
-        c_pre += pre
+        h_x[rows_used], h_sw[rows_used], h_pre[rows_used] = x, restart, pre
+        rows_used += 1
+        if rows_used == _BLOCK:
+            fold()
         prev = x
-        if tl is not None and ids[0] == 0 and alive[0]:
+        if tl is not None and ids[0] == 0 and not done[0]:
             tl["kind"].append(int(x[0]))
             tl["work"].append(float(w[0]))
             tl["avail"].append(bool(state.spot_any[0]))
             tl["zone"].append(int(zone[0]) if multi else 0)
+    fold()
+    flush(slice(None))
     if (finish < 0).any():  # cannot happen within the horizon; keep the invariant visible
         raise RuntimeError("replay: some runs did not finish within the horizon")
     bill = batch.gap / 3600.0 * batch.nodes
-    cost = spot_t * (batch.price_spot * bill) + od_t * (batch.price_od * bill)
-    idle = np.maximum(finish - spot_t - od_t, 0)
+    cost = spot_o * (batch.price_spot * bill) + od_o * (batch.price_od * bill)
+    idle = np.maximum(finish - spot_o - od_o, 0)
     timeline = {k: np.asarray(v) for k, v in tl.items()} if tl is not None else None
-    return Outcome(cost, finish, spot_t, od_t, idle, switches, preempt, run_ticks, timeline)
+    return Outcome(cost, finish, spot_o, od_o, idle, sw_o, pre_o, run_ticks, timeline)
 
 
 def make_batch(
