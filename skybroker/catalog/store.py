@@ -57,10 +57,14 @@ def shipped_catalog_dirs() -> list[Path]:
     env = os.environ.get(CATALOG_DIR_ENV)
     if env:  # an explicit override replaces the search (hermetic tests, custom installs)
         return [Path(env).expanduser()]
+    return _default_dirs()
+
+
+def _default_dirs() -> list[Path]:
     here = Path(__file__).resolve().parent
     return [here.parent.parent / "catalogs",
-             Path(sys.prefix) / "share" / "skybroker" / "catalogs",
-             here / "data"]
+            Path(sys.prefix) / "share" / "skybroker" / "catalogs",
+            here / "data"]
 
 
 def catalog_path(cloud: str) -> Path:
@@ -333,7 +337,7 @@ def aws_zone_ids() -> dict[str, str]:
     """Zone name (as in the AWS catalog) -> AZ id. Names are per account; ids are global."""
     import json
 
-    for d in shipped_catalog_dirs():
+    for d in [*shipped_catalog_dirs(), *_default_dirs()]:  # a fixed table, not a catalog
         p = d / "aws_zone_ids.json"
         if p.is_file():
             return {name: zid for zid, name in json.loads(p.read_text())["zone_names"].items()}
