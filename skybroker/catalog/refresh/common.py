@@ -43,7 +43,9 @@ def error_code(exc: BaseException) -> str:
         return str(resp.get("Error", {}).get("Code", ""))
     if isinstance(exc, Throttled):
         return "429"
-    code = getattr(exc, "code", None)  # google.api_core exceptions: HTTP status int
+    code = getattr(exc, "code", None)  # google.api_core / urllib: an HTTP status
+    if isinstance(code, int):
+        return str(int(code))
     if code is not None:
         return str(getattr(code, "name", code))
     status = getattr(exc, "status_code", None)  # azure HttpResponseError, urllib HTTPError
