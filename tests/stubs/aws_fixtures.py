@@ -38,8 +38,14 @@ def isolate_aws_env(monkeypatch, tmp_path, endpoint: str | None) -> None:
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
+@pytest.fixture(scope="session")
+def aws_nohome(tmp_path_factory):
+    """A stable empty dir for AWS_CONFIG_FILE & co (stable, so boto3 clients stay cached)."""
+    return tmp_path_factory.mktemp("no-aws")
+
+
 @pytest.fixture
-def aws(moto_server, monkeypatch, tmp_path):
+def aws(moto_server, monkeypatch, aws_nohome):
     """The moto server with the environment pointing boto3 at it; no faults armed.
 
     moto is *not* reset between tests (a reset costs ~1 s of backend warm-up): each test has
@@ -50,8 +56,8 @@ def aws(moto_server, monkeypatch, tmp_path):
     from skybroker.clouds.aws import provisioner
 
     moto_server.clear()
-    isolate_aws_env(monkeypatch, tmp_path, moto_server.url)
+    isolate_aws_env(monkeypatch, aws_nohome, moto_server.url)
     monkeypatch.setattr(aws_errors, "RETRY_BASE_S", 0.001)
-    monkeypatch.setattr(provisioner, "_AMI_CACHE", {})
+    monkeypatch.setattr(provisioner, "_AMI_CACHE", provisioner._AMI_CACHE)  # restored after
     yield moto_server
     moto_server.clear()

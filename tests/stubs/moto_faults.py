@@ -105,7 +105,7 @@ class MotoFaultServer:
                 hit.times -= 1
         if hit:
             xml = (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>{hit.code}'
-                   f"</Code><Message>injected {hit.code}</Message></Error></Errors>"
+                   f"</Code><Message>injected fault</Message></Error></Errors>"
                    f"<RequestID>injected</RequestID></Response>").encode()
             start_response(f"{hit.status} ERR", [("Content-Type", "text/xml"),
                                                  ("Content-Length", str(len(xml)))])

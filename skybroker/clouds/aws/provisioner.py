@@ -106,6 +106,18 @@ def list_tagged_instances(regions: list[str] | None = None, *, cluster_name: str
     return rows
 
 
+def _death_error(cluster: str, inst: dict) -> errors.ProvisionError:
+    """Why a node died while launching: spot reclaim / no capacity -> CapacityError."""
+    reason = inst.get("StateReason") or {}
+    code, msg = reason.get("Code", ""), reason.get("Message", "")
+    text = f"AWS: node {inst['InstanceId']} of {cluster} died while launching: {code} {msg}".strip()
+    if code in SPOT_REASONS or "InsufficientInstanceCapacity" in code:
+        return errors.CapacityError(text, scope="zone")
+    if "LimitExceeded" in code:
+        return errors.QuotaError(text)
+    return errors.ProvisionError(text)
+
+
 class AWSProvisioner:
     """EC2 instances in one region per cluster; see `skybroker.clouds.base.Provisioner`."""
 
@@ -201,7 +213,6 @@ class AWSProvisioner:
                     TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}])
         if made is None:  # a concurrent launch created it
             return self._security_group(ec2, cluster, broker, vpc)
-        self._authorize(ec2, made["GroupId"], ["22"])
         return made["GroupId"]
 
     @staticmethod
@@ -220,8 +231,8 @@ class AWSProvisioner:
         key = self._key_pair(ec2, spec, broker)
         vpc, subnet = self._vpc_subnet(ec2, spec.zone)
         sg = self._security_group(ec2, spec.cluster_name, broker, vpc)
-        if spec.ports:
-            self._authorize(ec2, sg, spec.ports)
+        # SSH every time: an interrupted launch may have left the group without its rule
+        self._authorize(ec2, sg, ["22", *spec.ports])
         tags = _tag_list({**spec.tags(), TAG_BROKER: broker, "Name": spec.cluster_name})
         kwargs: dict[str, Any] = {
             "ImageId": image, "InstanceType": spec.instance_type,
@@ -233,6 +244,8 @@ class AWSProvisioner:
                                   {"ResourceType": "volume", "Tags": tags}],
             "ClientToken": f"{spec.cluster_name[:30]}-{uuid.uuid4().hex[:16]}",
         }
+        if spec.zone:
+            kwargs["Placement"] = {"AvailabilityZone": spec.zone}
         if subnet:
             kwargs["NetworkInterfaces"] = [{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [sg],
                                             "AssociatePublicIpAddress": True}]
@@ -260,21 +273,25 @@ class AWSProvisioner:
                  Tags=[{"Key": TAG_NODE_RANK, "Value": str(r)}])
         return ranks
 
-    def _wait(self, ec2: Any, cluster: str, broker: str, want: str) -> list[dict]:
-        """Poll our instances until all are `want`; a spot loss during launch is a stock-out."""
+    def _wait_running(self, ec2: Any, cluster: str, broker: str, expect: int,
+                      watch: set[str] = frozenset()) -> list[dict]:
+        """Poll until `expect` of our instances run; one of `watch` (just launched or
+        started) dying on the way is a failed attempt, typed by its state reason."""
         deadline = time.monotonic() + self.timeout_s
         while True:
-            insts = describe_tagged(ec2, cluster_name=cluster, broker=broker, states=ALIVE)
-            lost = [i for i in describe_tagged(ec2, cluster_name=cluster, broker=broker,
-                                               states=["terminated"]) if node_state(i) == PREEMPTED]
-            if want == "running" and lost and not insts:
-                raise errors.CapacityError(f"AWS: spot capacity lost while launching {cluster}",
-                                           scope="zone")
-            if insts and all(i["State"]["Name"] == want for i in insts):
+            every = describe_tagged(ec2, cluster_name=cluster, broker=broker)
+            insts = [i for i in every if i["State"]["Name"] in ALIVE]
+            dead = [i for i in every if i["InstanceId"] in watch
+                    and i["State"]["Name"] in ("terminated", "shutting-down")]
+            if dead:
+                raise _death_error(cluster, dead[0])
+            if len(insts) >= expect and all(i["State"]["Name"] == "running" for i in insts):
                 return insts
             if time.monotonic() > deadline:
-                states = sorted({i["State"]["Name"] for i in insts})
-                raise errors.ProvisionError(f"AWS: {cluster} not {want} after {self.timeout_s:.0f}s ({states})")
+                states = sorted(i["State"]["Name"] for i in insts)
+                raise errors.ProvisionError(
+                    f"AWS: {cluster}: {len(insts)}/{expect} nodes alive, not all running after "
+                    f"{self.timeout_s:.0f}s ({states})")
             time.sleep(self.poll_s)
 
     def _info(self, spec_or_info: Any, insts: list[dict], ranks: dict[str, int], broker: str,
@@ -303,9 +320,9 @@ class AWSProvisioner:
             self._wait_states(ec2, stopped, {"stopped"})
             call(ec2.start_instances, _where="StartInstances", InstanceIds=stopped)
         missing = spec.num_nodes - len(existing)
-        if missing > 0:
-            self._run(ec2, spec, broker, missing)
-        insts = self._wait(ec2, spec.cluster_name, broker, "running")
+        new = self._run(ec2, spec, broker, missing) if missing > 0 else []
+        insts = self._wait_running(ec2, spec.cluster_name, broker, spec.num_nodes,
+                                   set(new) | set(stopped))
         ranks = self._rank(ec2, insts)
         return self._info(spec, insts, ranks, broker)
 
@@ -351,7 +368,7 @@ class AWSProvisioner:
         if ids:
             self._wait_states(ec2, ids, {"stopped", "running"})
             call(ec2.start_instances, _where="StartInstances", InstanceIds=ids)
-        insts = self._wait(ec2, cluster.cluster_name, broker, "running")
+        insts = self._wait_running(ec2, cluster.cluster_name, broker, len(insts), set(ids))
         return self._info(cluster, insts, self._rank(ec2, insts), broker)
 
     def terminate(self, cluster: ClusterInfo) -> None:

@@ -1,0 +1,101 @@
+"""The failover loop driving the real AWS provisioner against moto with injected stock-outs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from test_failover_loop import FakeCloud
+
+from skybroker import errors
+from skybroker.clouds import clients
+from skybroker.clouds.aws.provisioner import AWSProvisioner, list_tagged_instances
+from skybroker.clouds.base import ClusterSpec
+from skybroker.core import failover as fo
+
+pytest_plugins = ["stubs.aws_fixtures"]
+
+
+@dataclass
+class Offer:
+    cloud: str
+    region: str
+    zone: str | None
+    instance_type: str
+
+
+@dataclass
+class Placement:
+    offer: Offer
+    spot: bool
+    num_nodes: int = 1
+    hourly_cost: float = 1.0
+
+
+def make_spec(p):
+    o = p.offer
+    return ClusterSpec("fo", o.cloud, o.region, o.zone, o.instance_type, p.spot, p.num_nodes)
+
+
+def providers(extra=None):
+    aws = AWSProvisioner(poll_s=0.01, timeout_s=5)
+    table = {"aws": aws, **(extra or {})}
+    return lambda cloud: table[cloud]
+
+
+def test_failover_3_zones_2_regions_2_clouds_ends_on_first_with_capacity(aws, capsys):
+    for z in ("us-east-1a", "us-east-1b", "us-east-1c"):
+        aws.fault("RunInstances", "InsufficientInstanceCapacity", match=f"AvailabilityZone={z}")
+    aws.fault("RunInstances", "MaxSpotInstanceCountExceeded", match="AvailabilityZone=us-west-2a")
+    plan = [Placement(Offer("aws", "us-east-1", z, "p5.48xlarge"), True)
+            for z in ("us-east-1a", "us-east-1b", "us-east-1c")]
+    plan += [Placement(Offer("aws", "us-west-2", z, "p5.48xlarge"), True) for z in ("us-west-2a", "us-west-2b")]
+    gcp = FakeCloud("gcp", {("us-central1", "us-central1-a", "a3-highgpu-8g", True):
+                            errors.CapacityError("ZONE_RESOURCE_POOL_EXHAUSTED", "zone")})
+    plan += [Placement(Offer("gcp", "us-central1", z, "a3-highgpu-8g"), True)
+             for z in ("us-central1-a", "us-central1-b")]
+    plan += [Placement(Offer("aws", "eu-west-1", "eu-west-1a", "p5.48xlarge"), False)]
+    info, placement, attempts = fo.provision_with_failover(
+        plan, make_spec, get_provisioner=providers({"gcp": gcp}),
+        on_attempt=lambda a: print(a.line()))
+    assert placement is plan[6] and info.cloud == "gcp"
+    assert [a.outcome for a in attempts] == ["CAPACITY"] * 3 + ["QUOTA", "CAPACITY", "UP"]
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6 and "InsufficientInstanceCapacity" in lines[0]
+    # nothing of ours is left in AWS after the failed attempts
+    assert list_tagged_instances(["us-east-1", "us-west-2"]) == []
+
+
+def test_total_failure_prints_table_and_leaves_nothing(aws):
+    aws.fault("RunInstances", "InsufficientInstanceCapacity", times=10)
+    plan = [Placement(Offer("aws", "us-east-1", z, "m5.large"), s)
+            for z in ("us-east-1a", "us-east-1b") for s in (True, False)]
+    with pytest.raises(errors.ResourcesUnavailableError) as ei:
+        fo.provision_with_failover(plan, make_spec, get_provisioner=providers())
+    assert str(ei.value).count("InsufficientInstanceCapacity") == 4
+    assert list_tagged_instances(["us-east-1"]) == []
+
+
+def test_capacity_lost_during_wait_fails_over_and_cleans_up(aws, monkeypatch):
+    """A spot node reclaimed before it is running: the attempt fails, and it is torn down."""
+    from moto.backends import get_backend
+    from moto.ec2.models.instances import StateReason
+
+    ec2 = clients.aws_client("ec2", "us-east-1")
+
+    def reclaim(parsed, **kw):
+        backend = get_backend("ec2")["123456789012"]["us-east-1"]
+        for inst in parsed["Instances"]:
+            if inst["Placement"]["AvailabilityZone"] == "us-east-1a":
+                backend.terminate_instances([inst["InstanceId"]])
+                backend.get_instance(inst["InstanceId"]).state_reason = StateReason(
+                    "Server.SpotInstanceTermination", "Server.SpotInstanceTermination")
+
+    ec2.meta.events.register("after-call.ec2.RunInstances", reclaim)
+    try:
+        plan = [Placement(Offer("aws", "us-east-1", z, "m5.large"), True) for z in ("us-east-1a", "us-east-1b")]
+        info, placement, attempts = fo.provision_with_failover(plan, make_spec, get_provisioner=providers())
+    finally:
+        ec2.meta.events.unregister("after-call.ec2.RunInstances", reclaim)
+    assert placement.offer.zone == "us-east-1b" and [a.outcome for a in attempts] == ["CAPACITY", "UP"]
+    assert {r["zone"] for r in list_tagged_instances(["us-east-1"])} == {"us-east-1b"}
