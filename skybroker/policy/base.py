@@ -38,6 +38,8 @@ NONE, SPOT, OD = 0, 1, 2
 TYPE_DTYPE = np.int8
 TYPE_NAMES = {NONE: "none", SPOT: "spot", OD: "on_demand"}
 
+_OD8 = TYPE_DTYPE(OD)
+
 #: Below this many seconds, remaining work / overhead counts as zero (as in the simulator).
 EPS = 1e-3
 
@@ -140,6 +142,7 @@ class DeadlineTerms:
     need2: np.ndarray
     must_go: np.ndarray  # N1 >= Rq: one restart is all the slack left (the guarantee's test)
     two_restarts_late: np.ndarray  # N2 >= Rq: two more restarts no longer fit
+    any_must_go: bool = True  # must_go.any(), computed once for the policy and finalize
 
 
 def deadline_terms(state: RunState) -> DeadlineTerms:
@@ -155,7 +158,8 @@ def deadline_terms(state: RunState) -> DeadlineTerms:
     c += state.overhead
     c /= g
     need2 = np.ceil(c, out=c)
-    return DeadlineTerms(left, need1, need2, need1 >= left, need2 >= left)
+    must = need1 >= left
+    return DeadlineTerms(left, need1, need2, must, need2 >= left, bool(must.any()))
 
 
 def _choose_zone(state: RunState, kind: np.ndarray, proposed: np.ndarray | None) -> np.ndarray:
@@ -186,11 +190,12 @@ def finalize(state: RunState, proposal: np.ndarray | Decision) -> Decision:
         kind, zone = np.asarray(proposal.kind), proposal.zone
     else:
         kind, zone = np.asarray(proposal), None
-    kind = kind.astype(TYPE_DTYPE, copy=True)
-    must = state.terms.must_go
-    if must.any():
+    terms = state.terms
+    if terms.any_must_go:
         keep_spot = (state.prev == SPOT) & (state.remaining_overhead < EPS)
-        kind[must] = np.where(keep_spot, SPOT, OD)[must]
+        # OD - keep_spot is SPOT where the spot instance is kept, OD elsewhere.
+        kind = np.where(terms.must_go, np.subtract(_OD8, keep_spot, dtype=TYPE_DTYPE), kind)
+    kind = kind.astype(TYPE_DTYPE, copy=True)
     kind[np.greater(kind == SPOT, state.spot_any)] = NONE  # SPOT but none to be had (a > b: a & ~b)
     if np.ndim(state.spot_available) == 2:
         return Decision(kind, _choose_zone(state, kind, zone))

@@ -20,6 +20,8 @@ from skybroker.policy.base import (
 )
 from skybroker.policy.registry import register_policy
 
+_OD8 = TYPE_DTYPE(OD)
+
 
 def _fill(n: int, value: int) -> np.ndarray:
     return np.full(n, value, dtype=TYPE_DTYPE)
@@ -39,10 +41,10 @@ def _compose(state: RunState, avail: np.ndarray, to_od: np.ndarray) -> np.ndarra
     to_od = to_od | (t.two_restarts_late & (cur != SPOT))
     x = avail.astype(TYPE_DTYPE)  # SPOT == 1, NONE == 0
     x[to_od] = OD
-    must = t.must_go
-    if must.any():
+    if t.any_must_go:
         keep = ((cur == SPOT) & (state.remaining_overhead < EPS)) | ((state.overhead == 0) & avail)
-        x[must] = np.where(keep, SPOT, OD)[must]
+        # OD - keep is SPOT where spot is kept, OD elsewhere.
+        x = np.where(t.must_go, np.subtract(_OD8, keep, dtype=TYPE_DTYPE), x)
     return x
 
 
