@@ -17,6 +17,7 @@ from skybroker import __version__
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "launch": ("skybroker.cli.launch", "launch", "Launch a task on the cheapest feasible placement (or plan it with --dryrun)."),
+    "catalog": ("skybroker.cli.catalog", "catalog", "Refresh price catalogs from the clouds' APIs; show their source and age."),
     "show-gpus": ("skybroker.cli.show_gpus", "show_gpus", "List accelerators, where they are offered and at what price."),
     "exec": ("skybroker.cli.exec", "exec_", "Run a task or command on an existing cluster (queued as a job)."),
     "status": ("skybroker.cli.status", "status", "Show clusters and their state (--refresh asks the clouds)."),
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "autostop": ("skybroker.cli.autostop", "autostop", "Stop or down a cluster after it is idle, enforced on the cluster."),
     "cost-report": ("skybroker.cli.cost_report", "cost_report", "Estimated cost of every cluster launched."),
     "replay": ("skybroker.cli.replay", "replay", "Evaluate spot/on-demand deadline policies on real availability traces."),
+    "check": ("skybroker.cli.check", "check", "Check which clouds have usable credentials (sky launch uses only those)."),
 }
 
 
