@@ -33,15 +33,9 @@ def test_minimal_example_lifecycle(tmp_path):
     assert "Hello from skybroker" in p.stdout
     st = sky("status").stdout
     assert "ex" in st and "UP" in st and "local/local" in st
-    q = sky("queue", "ex").stdout
-    assert "SUCCEEDED" in q
+    assert "SUCCEEDED" in sky("queue", "ex").stdout
     assert "Hello from skybroker" in sky("logs", "ex", "1").stdout
     assert sky("exec", "ex", "echo", "via-exec").stdout.strip() == "via-exec"
-    sky("autostop", "ex", "-i", "30")
-    assert "30m" in sky("status", "ex").stdout
-    sky("stop", "-y", "ex")
-    assert "STOPPED" in sky("status", "--refresh").stdout
-    sky("start", "ex")
     sky("down", "-y", "ex")
     assert "No existing clusters" in sky("status").stdout
     assert "TERMINATED" in sky("cost-report").stdout
@@ -67,7 +61,7 @@ def test_errors_are_one_clear_line(tmp_path):
 
 def test_ctrl_c_detaches_without_killing(tmp_path):
     t = tmp_path / "t.yaml"
-    t.write_text("resources: {cloud: local}\nrun: |\n  echo started\n  sleep 1.5\n  echo finished\n")
+    t.write_text("resources: {cloud: local}\nrun: |\n  echo started\n  sleep 1\n  echo finished\n")
     proc = subprocess.Popen([sys.executable, "-m", "skybroker", "launch", "-y", "-c", "cc", str(t)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stdout.readline().strip() == "started"

@@ -83,8 +83,10 @@ def test_usage_intervals_drive_cost(sky_home):
 
 def _writer(home: str, i: int) -> None:
     import os
+    import threading
 
     os.environ["SKYBROKER_HOME"] = home
+    db._local = threading.local()  # never share the parent's sqlite handle across fork
     from skybroker.state import clusters, events, jobs
 
     for j in range(25):
@@ -95,7 +97,7 @@ def _writer(home: str, i: int) -> None:
 
 def test_concurrent_processes_do_not_corrupt(sky_home):
     db.connect()
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork")
     procs = [ctx.Process(target=_writer, args=(str(sky_home), i)) for i in range(4)]
     for p in procs:
         p.start()

@@ -41,6 +41,14 @@ def _out(line: str) -> None:
     print(line, flush=True)
 
 
+def _ask(question: str) -> bool:
+    try:
+        answer = input(f"{question} [Y/n] ").strip().lower()
+    except EOFError:
+        return False
+    return answer in ("", "y", "yes")
+
+
 def default_cluster_name() -> str:
     user = (os.environ.get("USER") or "user").replace("_", "-")[:8].lower()
     return f"sky-{uuid.uuid4().hex[:4]}-{user}"
@@ -152,11 +160,17 @@ def _plan(task: Any, clouds: list[str] | None, sort_by: str) -> Any:
 
 
 def provision(task: Any, name: str, *, clouds: list[str] | None, retry_until_up: bool,
-              sort_by: str = "cost", log: Callable[[str], None] = _err) -> tuple[Any, Any]:
+              sort_by: str = "cost", log: Callable[[str], None] = _err,
+              confirm: Callable[[str], bool] | None = None) -> tuple[Any, Any]:
     """Provision a new cluster for `task`; returns (ClusterInfo, Placement)."""
     from skybroker.core.failover import provision_with_failover
 
     plan = _plan(task, clouds, sort_by)
+    if confirm is not None:
+        first = plan[0] if isinstance(plan, list) else next(iter(plan.placements), None)
+        if first is not None and not confirm(
+                f"Launch a new cluster {name!r}: {first.describe()} at ${_hourly(first):.4f}/h. Proceed?"):
+            raise SkyError("Launch aborted.")
 
     def before(p: Any, spec: Any) -> None:
         cstate.upsert(name, status=cstate.INIT, cloud=p.offer.cloud, region=p.offer.region,
@@ -211,6 +225,9 @@ def launch(tasks: list[Any], cluster_name: str | None = None, *, detach_run: boo
     reused = False
     if rec is not None and rec.status == cstate.INIT:
         rec = lifecycle.refresh(name)
+        if rec is not None and rec.status == cstate.INIT and rec.info is None:
+            raise SkyError(f"Cluster {name} is being launched by another sky process "
+                           f"(pid {rec.metadata.get('launch_pid')}).", hint="Wait for it, or pick another name.")
     if rec is not None and rec.status == cstate.STOPPED:
         lifecycle.start(name, log=log)
         rec = cstate.get(name)
@@ -223,8 +240,9 @@ def launch(tasks: list[Any], cluster_name: str | None = None, *, detach_run: boo
         gpus = int(rec.metadata.get("gpus_per_node") or 0)
         log(f"Reusing UP cluster {name} ({rec.cloud}/{rec.region}, {rec.instance_type}).")
     else:
+        ask = None if yes or not sys.stdin.isatty() else _ask
         info, placement = provision(task, name, clouds=clouds, retry_until_up=retry_until_up,
-                                    sort_by=sort_by, log=log)
+                                    sort_by=sort_by, log=log, confirm=ask)
         gpus = _gpus_per_node(task, placement)
     rt.prepare(info, task, num_gpus_per_node=gpus, notify=log)
     rec = cstate.get(name)
