@@ -216,9 +216,9 @@ def _render(result, specs, ps, po) -> None:
     n = len(specs)
     table = Table(title=f"{n} run{'s' if n != 1 else ''}, spot ${ps:g}/h, on-demand ${po:g}/h",
                   title_justify="left")
-    for col in ("policy", "mean $", "p50 $", "p90 $", "vs on-demand", "misses", "switches",
-                "spot share"):
-        table.add_column(col, justify="left" if col == "policy" else "right")
+    table.add_column("policy", no_wrap=True)
+    for col in ("mean $", "p50 $", "p90 $", "vs on-demand", "misses", "switches", "spot share"):
+        table.add_column(col, justify="right")
     for p, s in result.summary.items():
         table.add_row(p, f"{s['mean_cost']:,.2f}", f"{s['p50_cost']:,.2f}", f"{s['p90_cost']:,.2f}",
                       f"{s['norm_cost']:.1%}" if math.isfinite(s["norm_cost"]) else "-",

@@ -117,7 +117,8 @@ def evaluate(
         todo = run_names + (["on_demand"] if needs_od else [])
         for name in todo:
             record = timeline_run == idx[0]  # the engine records the batch's first run
-            out = simulate(batch, get_policy(name), record=record)
+            report = progress if name in records else None
+            out = simulate(batch, get_policy(name), record=record, progress=report)
             if name == "on_demand":
                 ref_od[idx] = out.cost
             if out.timeline is not None:
@@ -125,8 +126,6 @@ def evaluate(
             if name in records:
                 for j, i in enumerate(idx):
                     records[name][i] = _record(name, i, specs[i], out, j, float(gaps[i]))
-                if progress:
-                    progress(len(idx))
         if OPTIMUM in names:
             for i in idx:
                 records[OPTIMUM][i] = _optimum_record(i, specs[i], wins[i], float(gaps[i]),

@@ -17,6 +17,7 @@ ticks only pay for the runs still going.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,8 +71,13 @@ def _horizon(b: Batch) -> int:
 _BLOCK = 64  # ticks of per-tick history kept before they are folded into counters
 
 
-def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
-    """Advance every run of ``batch`` under ``policy`` until all are done."""
+def simulate(batch: Batch, policy, record: bool = False,
+             progress: Callable[[int], None] | None = None) -> Outcome:
+    """Advance every run of ``batch`` under ``policy`` until all are done.
+
+    ``record`` keeps run 0's per-tick decisions (for plots); ``progress(k)`` is called as
+    runs finish, with how many just did (for progress bars over long batches).
+    """
     n = batch.n
     multi = batch.avail.ndim == 3
     zones = batch.avail.shape[2] if multi else 1
@@ -141,6 +147,8 @@ def simulate(batch: Batch, policy, record: bool = False) -> Outcome:
         k = int(np.count_nonzero(done))
         if k != n_done:
             fin[done & (fin < 0)] = t
+            if progress is not None:
+                progress(k - n_done)
             n_done = k
             if k == size:
                 break
