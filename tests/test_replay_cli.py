@@ -22,7 +22,7 @@ def test_single_trace_table():
     r = _run("--trace", TRACE, "--policy", "up,greedy,on_demand", "--duration", "48h",
              "--deadline", "52h", "--restart-overhead", "0.2h", "--length-ticks", "554")
     assert r.exit_code == 0, r.output
-    for word in ("uniform_progress", "greedy", "on_demand", "mean $", "vs on-demand", "misses"):
+    for word in ("uniform_progress", "greedy", "on_demand", "mean $", "vs OD", "misses"):
         assert word in r.output
 
 

@@ -209,6 +209,7 @@ def _print_policies() -> None:
 
 
 def _render(result, specs, ps, po) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -216,9 +217,10 @@ def _render(result, specs, ps, po) -> None:
     n = len(specs)
     table = Table(title=f"{n} run{'s' if n != 1 else ''}, spot ${ps:g}/h, on-demand ${po:g}/h",
                   title_justify="left")
+    table.box = box.SIMPLE_HEAD  # fits 80 columns with the longest policy names
     table.add_column("policy", no_wrap=True)
-    for col in ("mean $", "p50 $", "p90 $", "vs on-demand", "misses", "switches", "spot share"):
-        table.add_column(col, justify="right")
+    for col in ("mean $", "p50 $", "p90 $", "vs OD", "misses", "starts", "spot"):
+        table.add_column(col, justify="right", no_wrap=True)
     for p, s in result.summary.items():
         table.add_row(p, f"{s['mean_cost']:,.2f}", f"{s['p50_cost']:,.2f}", f"{s['p90_cost']:,.2f}",
                       f"{s['norm_cost']:.1%}" if math.isfinite(s["norm_cost"]) else "-",
