@@ -21,8 +21,12 @@ class Pipeline:
 
 
 def load_pipeline_str(
-    text: str, env_overrides: dict[str, Any] | None = None, source: str = "<string>"
+    text: str,
+    env_overrides: dict[str, Any] | None = None,
+    source: str = "<string>",
+    secret_overrides: dict[str, Any] | None = None,
 ) -> Pipeline:
+    """Tasks of a (multi-document) YAML text; overrides apply to every task."""
     docs = [d for d in load_documents(text, source) if d is not None]
     name = None
     if len(docs) > 1 and isinstance(docs[0], dict) and set(docs[0]) == {"name"}:
@@ -31,7 +35,7 @@ def load_pipeline_str(
             line = getattr(docs[0], "line", None)
             raise TaskValidationError(f"{source}:{line}: name: expected a string, got {name!r}")
         docs = docs[1:]
-    tasks = [Task.from_yaml_config(d, env_overrides, source=source) for d in docs]
+    tasks = [Task.from_yaml_config(d, env_overrides, secret_overrides, source) for d in docs]
     if not tasks:
         tasks = [Task(source=source)]
     if name is None and len(tasks) == 1:
@@ -40,17 +44,21 @@ def load_pipeline_str(
 
 
 def load_pipeline(
-    path: str | os.PathLike[str], env_overrides: dict[str, Any] | None = None
+    path: str | os.PathLike[str],
+    env_overrides: dict[str, Any] | None = None,
+    secret_overrides: dict[str, Any] | None = None,
 ) -> Pipeline:
     source = os.fspath(path)
-    return load_pipeline_str(read_text(source), env_overrides, source)
+    return load_pipeline_str(read_text(source), env_overrides, source, secret_overrides)
 
 
 def load_tasks(
-    path: str | os.PathLike[str], env_overrides: dict[str, Any] | None = None
+    path: str | os.PathLike[str],
+    env_overrides: dict[str, Any] | None = None,
+    secret_overrides: dict[str, Any] | None = None,
 ) -> list[Task]:
     """Every task of a (possibly multi-document) task file, in order."""
-    return load_pipeline(path, env_overrides).tasks
+    return load_pipeline(path, env_overrides, secret_overrides).tasks
 
 
 def load_tasks_str(

@@ -76,13 +76,18 @@ class Task:
 
     @classmethod
     def from_yaml_str(
-        cls, text: str, env_overrides: dict[str, Any] | None = None, source: str = "<string>"
+        cls,
+        text: str,
+        env_overrides: dict[str, Any] | None = None,
+        secret_overrides: dict[str, Any] | None = None,
+        source: str = "<string>",
     ) -> Task:
         docs = [d for d in load_documents(text, source) if d is not None]
         if len(docs) > 1:
             raise TaskValidationError(f"{source}: holds {len(docs)} YAML documents; "
                                       "use load_tasks_str()")  # fmt: skip
-        return cls.from_yaml_config(docs[0] if docs else None, env_overrides, source=source)
+        return cls.from_yaml_config(docs[0] if docs else None, env_overrides,
+                                    secret_overrides, source=source)  # fmt: skip
 
     @classmethod
     def from_yaml_config(
