@@ -112,6 +112,7 @@ def simulate(batch: Batch, policy, record: bool = False,
     rows = np.arange(n)
     none_av = np.zeros((n, zones) if multi else n, dtype=bool)
     size, n_done, run_ticks = n, 0, 0
+    t0 = 0  # tick of avail's first row (compaction drops the past)
     done = np.zeros(n, dtype=bool)
     tl: dict[str, list] | None = {"kind": [], "work": [], "avail": [], "zone": []} if record else None
 
@@ -163,7 +164,8 @@ def simulate(batch: Batch, policy, record: bool = False,
                                                       c_sw[keep], c_pre[keep])
                 if not np.isscalar(g):
                     g = g[keep]  # type: ignore[index]
-                avail = avail[:, keep]
+                avail = avail[t - t0 :, keep]  # only the ticks still to come
+                t0 = t
                 memory = {key: v[keep] for key, v in memory.items()}
                 size, n_done = size - k, 0
                 rows, none_av = rows[:size], none_av[:size]
@@ -171,7 +173,7 @@ def simulate(batch: Batch, policy, record: bool = False,
                 done = np.zeros(size, dtype=bool)
         run_ticks += size - n_done
         # 3. availability now, and preemptions
-        av = avail[t] if t < ticks_avail else none_av
+        av = avail[t - t0] if t < ticks_avail else none_av
         here = av[rows, np.maximum(zone, 0)] & (zone >= 0) if multi else av
         pre = np.greater(prev == SPOT, here)  # was on spot, spot gone here (a > b is a & ~b)
         cur = prev.copy()
