@@ -21,6 +21,7 @@ _FACTORIES: dict[str, Callable[..., object]] = {}
 _ALIASES: dict[str, str] = {}
 _DESCRIPTIONS: dict[str, str] = {}
 _LOADED = False
+_BROKEN: dict[str, str] = {}  # module -> import error, reported with unknown-name errors
 # Modules that are not policies (or are not to be imported by discovery).
 _SKIP = {"base", "registry", "optimum"}
 
@@ -55,7 +56,10 @@ def _discover() -> None:
     pkg = importlib.import_module(__package__)
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name not in _SKIP and not info.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{info.name}")
+            try:
+                importlib.import_module(f"{__package__}.{info.name}")
+            except Exception as e:  # noqa: BLE001 - one broken module must not hide the others
+                _BROKEN[info.name] = f"{type(e).__name__}: {e}"
 
 
 def policy_names(include_aliases: bool = False) -> list[str]:
@@ -88,8 +92,10 @@ def canonical_name(name: str) -> str:
         known = sorted(set(_FACTORIES) | set(_ALIASES))
         hits = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
         hint = f" Did you mean {hits[0]!r}?" if hits else ""
+        broken = "".join(f" (policy module {m!r} failed to import: {err})"
+                         for m, err in sorted(_BROKEN.items()))
         raise UnknownPolicyError(
-            f"Unknown policy {name!r}.{hint} Known: {', '.join(sorted(_FACTORIES))}."
+            f"Unknown policy {name!r}.{hint} Known: {', '.join(sorted(_FACTORIES))}.{broken}"
         )
     return key
 
