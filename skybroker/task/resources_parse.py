@@ -39,7 +39,10 @@ def parse_resources(value: Any, loc: Loc, warnings: list[str]) -> tuple[list[Res
     elif isinstance(value, dict):
         out, ordered = _parse_mapping(value, loc, warnings)
     else:
-        raise loc.error(f"expected a mapping (or a list of mappings), got {value!r}")
+        hint = ""
+        if isinstance(value, str):
+            hint = f"; to ask for an accelerator write resources: {{accelerators: {value}}}"
+        raise loc.error(f"expected a mapping (or a list of mappings), got {value!r}{hint}")
     unique: list[Resources] = []
     for r in out:
         if r not in unique:

@@ -114,14 +114,28 @@ def load_documents(text: str, source: str = "<string>") -> list[Any]:
         mark = e.problem_mark or e.context_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         context = e.context or ""
-        if context and e.context_mark is not None and e.context_mark is not mark:
+        if context and e.context_mark is not None and mark and e.context_mark.line != mark.line:
             context += f" (started on line {e.context_mark.line + 1})"
         what = ": ".join(str(p) for p in (context, e.problem) if p)
-        raise TaskValidationError(f"{where}: invalid YAML: {what}") from None
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(
+            text.splitlines()) else ""  # fmt: skip
+        raise TaskValidationError(
+            f"{where}: invalid YAML: {what}{_yaml_hint(what, line)}"
+        ) from None
     except yaml.YAMLError as e:
         raise TaskValidationError(f"{source}: invalid YAML: {e}") from None
     finally:
         loader.dispose()
+
+
+def _yaml_hint(problem: str, line: str) -> str:
+    """The usual cause of PyYAML's terser messages, as real task files hit them."""
+    if "\t" in line[: len(line) - len(line.lstrip())]:
+        return " (indent YAML with spaces, not tabs)"
+    if "mapping values are not allowed" in problem:
+        return (" (a value containing ': ' must be quoted, e.g. accelerators: 'A100:8'"
+                " — or is the indentation off?)")  # fmt: skip
+    return ""
 
 
 def scalar_text(mapping: Any, key: Any, value: Any) -> str:
