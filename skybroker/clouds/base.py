@@ -41,6 +41,8 @@ class ClusterSpec:
     ssh_public_key: str | None = None
     ssh_user: str | None = None
     broker_id: str = ""
+    # accelerator name -> count per node (GCP attaches N1 GPUs as guestAccelerators)
+    accelerators: dict[str, int] = field(default_factory=dict)
 
     def tags(self) -> dict[str, str]:
         """Tags every created resource carries: user labels plus the cluster and broker ids."""
