@@ -1,0 +1,319 @@
+"""One managed job's loop step: observe -> decide (the policy + the shared guarantee) -> act.
+
+Why this order of writes: the decision, the new tick model and the action it implies
+(`pending`) are committed in one transaction *before* acting, and cleared after. A controller
+killed with -9 between the two finds `pending` on restart and redoes it idempotently:
+terminate the old cluster (if still there), terminate a half-launched new one, launch again.
+So a job never has two clusters and a decision is never taken twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from typing import Any
+
+from skybroker.errors import CapacityError, ResourcesUnavailableError, SkyError
+from skybroker.jobs import model as M
+from skybroker.jobs import state as S
+from skybroker.policy.base import NONE, SPOT
+
+TASK_ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
+MAX_STEP_ERRORS = 3
+
+
+def cluster_name(job: S.ManagedJob, run: int) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", (job.name or "job").lower()).strip("-")[:24] or "job"
+    return f"{base}-{job.id}-{run}"
+
+
+class MarketView:
+    """Availability and preemptions of a trace-bound job, read at ticks (not wall time)."""
+
+    def __init__(self, p: M.Params) -> None:
+        from skybroker.clouds.local.spot_market import configured_market
+
+        market = configured_market()
+        spec = (p.market or {}).get("zones") or {}
+        self.nodes = p.nodes
+        # zone -> (its MarketZone, the trace tick of the job's tick 0 in that zone)
+        self.zones = {z: (market.zones[z], int(t0)) for z, t0 in spec.items()
+                      if market and z in market.zones}
+        if not self.zones:
+            raise SkyError("the job is bound to trace zones that are no longer configured "
+                           f"({spec.get('zones')}); see local.spot_markets in config.yaml")
+
+    def available(self, tick: int) -> bool:
+        return any(mz.available_tick(t0 + tick, self.nodes) for mz, t0 in self.zones.values())
+
+    def preempted(self, zone: str | None, launch_tick: int, tick: int) -> bool:
+        if (zone or "") not in self.zones:
+            return False
+        mz, t0 = self.zones[zone or ""]
+        return mz.next_unavailable(t0 + launch_tick, self.nodes) <= t0 + tick
+
+
+class JobRunner:
+    """Holds one job's policy object and steps it; every fact lives in the DB row."""
+
+    def __init__(self, job_id: int, backend: Any, log_root: Any = None) -> None:
+        from skybroker.policy import get_policy
+
+        self.id = job_id
+        self.backend = backend
+        self.log_root = log_root
+        job = S.get(job_id)
+        if job is None:
+            raise SkyError(f"managed job {job_id} vanished")
+        self.p = M.Params.from_json(job.params)
+        self.policy = get_policy(self.p.policy) if self.p.policy else None
+        self.market = MarketView(self.p) if self.p.market else None
+        self.errors = 0
+        self.last_lag: float | None = None
+
+    # ---- the step ----
+
+    def step(self) -> float | None:
+        """Advance the job; returns the wall time to be called again (None: job over)."""
+        try:
+            nxt = self._step()
+            self.errors = 0
+            return nxt
+        except Exception as e:  # noqa: BLE001 (one job's failure never stops the controller)
+            self.errors += 1
+            S.add_event(self.id, "jobs.error", f"{type(e).__name__}: {e}")
+            if self.errors >= MAX_STEP_ERRORS:
+                self._finish(S.get(self.id), S.FAILED_CONTROLLER, f"controller error: {e}")
+                return None
+            return time.time() + min(self.p.wall_per_tick, 2.0)
+
+    def _step(self) -> float | None:
+        job = S.get(self.id)
+        if job is None or job.terminal:
+            return None
+        if job.pending:
+            self._act(job, M.Model.from_json(job.model), job.pending)
+            job = S.get(self.id)
+            if job is None or job.terminal:
+                return None
+        if job.cancel_requested:
+            self._finish(job, S.CANCELLED, "cancelled by user")
+            return None
+        if job.status == S.PENDING:
+            S.update(self.id, status=S.STARTING, started_at=time.time())
+            job = S.get(self.id)
+        m = M.Model.from_json(job.model)
+        now = time.time()
+        if now >= self.p.due(m.tick):
+            return self._decide_and_act(job, m, now, None, on_tick=True)
+        if job.cluster and self.p.poll_s > 0 and not self.market:
+            obs = self.backend.observe(job)
+            if not obs.alive or obs.task in TASK_ENDED:
+                return self._decide_and_act(job, m, now, obs, on_tick=False)
+            return min(self.p.due(m.tick), now + self.p.poll_s)
+        return self.p.due(m.tick)
+
+    def _decide_and_act(self, job: S.ManagedJob, m: M.Model, now: float, obs: Any,
+                        on_tick: bool) -> float | None:
+        p, t = self.p, m.tick
+        if on_tick:
+            dt = 0.0 if t == 0 else (p.gap_s if m.on_tick else t * p.gap_s - m.elapsed)
+            self.last_lag = now - p.due(t)
+        else:
+            dt = max((now - p.t0) * p.scale - m.elapsed, 0.0)
+        M.credit(p, m, dt)
+        m.on_tick = on_tick
+        if on_tick:
+            m.tick += 1
+        if obs is None and job.cluster:
+            obs = self.backend.observe(job, want_task=True)
+        if (on_tick and self.market is not None and obs is not None and obs.task in TASK_ENDED
+                and obs.ended_at is not None and obs.ended_at > p.t0 + t * p.wall_per_tick):
+            obs.task = "RUNNING"  # it ended after this tick's boundary: count it at the next
+        # The task's own outcome first: success ends the job whatever the model says.
+        if obs is not None and obs.task == "SUCCEEDED":
+            self._finish(job, S.SUCCEEDED, "", m)
+            return None
+        if obs is not None and obs.task in ("FAILED", "FAILED_SETUP", "CANCELLED") and obs.alive:
+            if obs.task == "FAILED_SETUP":
+                self._finish(job, S.FAILED_SETUP, "setup failed", m)
+                return None
+            if job.error_restarts >= p.max_restarts_on_errors:
+                self._finish(job, S.FAILED, f"the task failed ({obs.task}); "
+                             f"{job.error_restarts} restart(s) on errors used", m)
+                return None
+            cjid = self.backend.resubmit(job, self._env(job, m, t))
+            S.update(self.id, model=m.to_json(), cluster_job_id=cjid,
+                     error_restarts=job.error_restarts + 1,
+                     event=("jobs.retry", f"task failed; restart {job.error_restarts + 1} of "
+                            f"{p.max_restarts_on_errors} on the same cluster", None))
+            return self._next(m)
+        lost = self._lost(job, m, obs, t)
+        fresh = None
+        if obs is not None and obs.progress is not None:
+            rep = obs.progress
+            fresh = m.reported = -rep * float(p.duration_s or 0) if rep < 0 else rep
+        overrun = M.model_done(p, m)
+        if overrun and not job.cluster:
+            self._finish(job, S.SUCCEEDED, "the model says the work is done and no task runs", m)
+            return None
+        avail = self._available(m, lost, t)
+        snap = copy.deepcopy(m)
+        work = m.work
+        if overrun:
+            work = float(p.duration_s) - min(1.0, float(p.duration_s))  # ran past the estimate
+        elif fresh is not None and fresh < m.work - p.gap_s and not lost:
+            work = fresh  # the task's own report shows a tick or more of lost work: believe it
+        x, cur, restart = M.decide(p, m, self.policy, avail, lost, work if work != m.work else None)
+        if overrun and cur != NONE:
+            m.prev, x, restart = cur, cur, False  # keep what runs until the task says it is done
+        pending = self._pending(job, m, x, cur, lost, restart, t)
+        self._record(job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending)
+        if pending:
+            self._act(S.get(self.id), m, pending, snapshot=snap, lost=lost)
+        return self._next(M.Model.from_json(S.get(self.id).model))
+
+    # ---- pieces ----
+
+    def _lost(self, job: S.ManagedJob, m: M.Model, obs: Any, t: int) -> bool:
+        if m.prev == NONE or not job.cluster:
+            return m.prev != NONE  # decided to run but nothing runs (a failed launch)
+        if self.market is not None and m.prev == SPOT:
+            return self.market.preempted(m.zone, m.launch_tick, t)
+        return obs is not None and not obs.alive
+
+    def _available(self, m: M.Model, lost: bool, t: int) -> bool:
+        if self.market is not None:
+            return self.market.available(t)
+        if m.prev == SPOT and not lost:
+            return True
+        # No probe on real clouds: optimistic; a failed spot launch re-decides with False.
+        return not any(a.get("tick") == t and a.get("all_spot") for a in m.avoid)
+
+    def _pending(self, job: S.ManagedJob, m: M.Model, x: int, cur: int, lost: bool,
+                 restart: bool, t: int) -> dict[str, Any] | None:
+        old = job.cluster if job.cluster and (lost or x != cur) else None
+        if not old and not restart:
+            return None
+        name = cluster_name(job, job.runs + 1) if restart else None
+        return {"tick": t, "terminate": old, "launch": x if restart else None, "name": name}
+
+    def _record(self, job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending) -> None:
+        data = {"tick": t, "on_tick": on_tick, "elapsed": snap.elapsed, "work": snap.work,
+                "rem_before": snap.rem, "prev": snap.prev, "cur": cur, "kind": x,
+                "avail": bool(avail), "lost": bool(lost), "restart": bool(restart),
+                "lag": round(now - self.p.due(t), 4) if on_tick else None, "cost": m.cost}
+        status = job.status
+        if lost and x == NONE or (pending and pending.get("launch") is not None and job.runs):
+            status = S.RECOVERING
+        S.update(self.id, model=m.to_json(), pending=pending, status=status,
+                 event=("jobs.decision", f"tick {t}: {M.KIND_NAMES[x]}", data))
+
+    def _env(self, job: S.ManagedJob, m: M.Model, t: int) -> dict[str, str]:
+        p = self.p
+        return {"SKYBROKER_MANAGED_JOB_ID": str(job.id),
+                "SKYBROKER_JOB_TIME_SCALE": repr(p.scale),
+                "SKYBROKER_RUN_STARTED_AT": repr(p.t0 + t * p.wall_per_tick),
+                "SKYBROKER_RESTART_OVERHEAD_S": repr(p.overhead_s),
+                "SKYBROKER_WORK_DONE_S": repr(m.work),
+                "SKYBROKER_JOB_DURATION_S": repr(p.duration_s or 0.0)}
+
+    def _blocked(self, m: M.Model, t: int) -> list[tuple]:
+        """Recently preempted zones (regions for eager_next_region), for 3 ticks."""
+        out = []
+        for a in m.avoid:
+            if t - int(a.get("tick", -99)) <= 3 and a.get("cloud"):
+                if self.p.recovery == "eager_next_region":
+                    out.append((a["cloud"], a.get("region"), None, None, True))
+                else:
+                    out.append((a["cloud"], a.get("region"), a.get("zone"), None, True))
+        return out
+
+    def _act(self, job: S.ManagedJob, m: M.Model, pending: dict[str, Any],
+             snapshot: M.Model | None = None, lost: bool = False) -> None:
+        """Do what `pending` says, idempotently; clear it. A spot stock-out re-decides."""
+        t = int(pending["tick"])
+        log_dir = self.log_root / str(job.id) if self.log_root is not None else None
+        old = pending.get("terminate")
+        if old:
+            if m.prev == SPOT or lost:
+                pl = job.placement or {}
+                m.avoid = [a for a in m.avoid if t - int(a.get("tick", -99)) <= 3]
+                if lost and pl.get("spot"):
+                    m.avoid.append({"tick": t, "cloud": pl.get("cloud"), "region": pl.get("region"),
+                                    "zone": pl.get("zone")})
+            self.backend.terminate(old, job.cluster_info, log_dir)
+            S.update(self.id, cluster=None, cluster_info=None, cluster_job_id=None,
+                     model=m.to_json(), event=("jobs.terminated", f"cluster {old} terminated", None))
+        kind = pending.get("launch")
+        if kind is None:
+            m.price = 0.0 if m.prev == NONE else m.price
+            S.update(self.id, pending=None, model=m.to_json())
+            return
+        name = pending["name"]
+        if self.backend.exists(name):  # a launch interrupted by a crash: start clean
+            self.backend.terminate(name, None, None)
+        job = S.get(self.id)
+        try:
+            got = self.backend.launch(job, kind == SPOT, name, self._blocked(m, t), self._env(job, m, t))
+        except (CapacityError, ResourcesUnavailableError) as e:
+            self._launch_failed(job, m, pending, kind, str(e), snapshot, lost)
+            return
+        m.price, m.zone, m.launch_tick = got.price, got.zone, t
+        S.update(self.id, model=m.to_json(), pending=None, cluster=got.cluster,
+                 cluster_info=got.info, placement=got.placement, cluster_job_id=got.cluster_job_id,
+                 runs=job.runs + 1, status=S.RUNNING,
+                 event=("jobs.launched", f"{got.cluster}: {'spot' if kind == SPOT else 'on-demand'} "
+                        f"{got.placement['cloud']}/{got.placement['region']}/"
+                        f"{got.placement.get('zone') or '-'} {got.placement['instance_type']}",
+                        {"tick": t, "placement": got.placement}))
+
+    def _launch_failed(self, job, m, pending, kind, why, snapshot, lost) -> None:
+        t = int(pending["tick"])
+        if kind == SPOT and snapshot is not None:
+            # No spot anywhere right now: decide this tick again knowing it.
+            m = copy.deepcopy(snapshot)
+            m.avoid.append({"tick": t, "all_spot": True})
+            x, cur, restart = M.decide(self.p, m, self.policy, False, lost)
+            pend = self._pending(S.get(self.id), m, x, cur, lost, restart, t)
+            self._record(S.get(self.id), m, snapshot, t, x, cur, False, lost, restart, True,
+                         time.time(), pend)
+            S.add_event(self.id, "jobs.launch_failed", f"spot: {why.splitlines()[0]}")
+            if pend and pend.get("launch") is not None:
+                self._act(S.get(self.id), m, pend, None, lost)
+            else:
+                S.update(self.id, pending=None)
+            return
+        m.prev, m.price = NONE, 0.0  # nothing runs this tick; try again at the next
+        S.update(self.id, model=m.to_json(), pending=None, status=S.RECOVERING,
+                 event=("jobs.launch_failed", f"{'spot' if kind == SPOT else 'on-demand'}: "
+                        f"{why.splitlines()[0]}", None))
+
+    def _next(self, m: M.Model) -> float:
+        due = self.p.due(m.tick)
+        if self.p.poll_s > 0 and not self.market:
+            return min(due, time.time() + self.p.poll_s)
+        return due
+
+    def _finish(self, job: S.ManagedJob | None, status: str, reason: str,
+                m: M.Model | None = None) -> None:
+        if job is None:
+            return
+        if job.cluster:
+            log_dir = self.log_root / str(job.id) if self.log_root is not None else None
+            try:
+                self.backend.terminate(job.cluster, job.cluster_info, log_dir)
+            except Exception as e:  # noqa: BLE001
+                S.add_event(self.id, "jobs.error", f"terminating {job.cluster}: {e}")
+        fields: dict[str, Any] = {}
+        if m is not None:
+            fields["model"] = m.to_json()
+        S.update(self.id, status=status, ended_at=time.time(), cluster=None, cluster_info=None,
+                 pending=None, failure_reason=reason or None,
+                 event=("jobs.end", f"{status}{': ' + reason if reason else ''}",
+                        {"tick": (m.tick if m else None), "cost": (m.cost if m else None)}),
+                 **fields)
+
+
+

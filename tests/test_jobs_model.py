@@ -1,0 +1,64 @@
+"""The controller's tick model takes replay's decisions, bit for bit, on real trace windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skybroker.jobs import model as M
+from skybroker.policy import NONE, SPOT, get_policy
+from skybroker.replay import make_batch, simulate
+from skybroker.traces import load_trace
+from tests.conftest import REPO
+
+TRACE = REPO / "traces/spot-traces/availability/1-node/aws-10-26-2022/us-west-2a_k80_1.json"
+
+
+def run_model(avail: np.ndarray, params: M.Params, policy) -> tuple[list[int], M.Model, int]:
+    """What the controller does at each tick, without clusters: the decision sequence."""
+    m = M.Model.start(params)
+    kinds = []
+    t = 0
+    while True:
+        if t:
+            M.credit(params, m, params.gap_s)
+        if M.model_done(params, m):
+            return kinds, m, t
+        av = bool(avail[t]) if t < len(avail) else False
+        x, _, _ = M.decide(params, m, policy, av, lost=(m.prev == SPOT and not av))
+        kinds.append(x)
+        t += 1
+
+
+@pytest.mark.parametrize("policy", ["uniform_progress", "greedy", "on_demand", "spot_only",
+                                    "time_sliced"])
+def test_model_equals_replay(policy):
+    trace = load_trace(TRACE)
+    rng = np.random.default_rng(7)
+    g = trace.gap_s
+    for _ in range(25):
+        start = int(rng.integers(0, len(trace) - 400))
+        dur = float(rng.uniform(2, 30)) * 3600
+        dl = dur * float(rng.uniform(1.05, 2.5))
+        d = float(rng.choice([0.0, 0.1, 0.2, 0.5])) * 3600
+        avail = trace.available()[start:start + 400]
+        out = simulate(make_batch([avail], np.array([dur]), np.array([dl]), np.array([d]),
+                                  np.array([g]), 0.9, 3.0), get_policy(policy), record=True)
+        params = M.Params(policy=policy, deadline_s=dl, duration_s=dur, overhead_s=d, gap_s=g)
+        kinds, m, finish = run_model(avail, params, get_policy(policy))
+        assert finish == int(out.finish_ticks[0])
+        assert kinds == out.timeline["kind"].tolist()
+        assert m.switches == int(out.switches[0]) and m.preemptions == int(out.preemptions[0])
+        spot_t = sum(k == SPOT for k in kinds)
+        od_t = sum(k not in (SPOT, NONE) for k in kinds)
+        assert (spot_t, od_t) == (int(out.spot_ticks[0]), int(out.od_ticks[0]))
+
+
+def test_recovery_only_jobs_follow_the_market():
+    p = M.Params(policy=None, wants_spot=True, gap_s=60)
+    m = M.Model.start(p)
+    assert M.decide(p, m, None, True, False)[0] == SPOT
+    x, cur, restart = M.decide(p, m, None, False, True)
+    assert (x, cur, restart) == (NONE, NONE, False) and m.preemptions == 1
+    p.wants_spot = False
+    assert M.decide(p, m, None, False, False)[0] == 2
