@@ -254,3 +254,21 @@ def test_parsing_is_fast():
         Task.from_yaml_str(big)
     per_task_ms = (time.perf_counter() - start) / 200 * 1000
     assert per_task_ms < 5, per_task_ms
+
+
+# ---- hostile input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["service: &a\n  x: *a\n", "file_mounts:\n  /x: &a\n    y: [*a]\n"]
+)
+def test_recursive_alias_is_a_clear_error(text):
+    with pytest.raises(TaskValidationError, match="recursive YAML alias"):
+        Task.from_yaml_str(text)
+
+
+def test_long_values_are_cut_in_messages():
+    text = "name: {" + ", ".join(f"k{i}: {i}" for i in range(500)) + "}\n"
+    with pytest.raises(TaskValidationError) as info:
+        Task.from_yaml_str(text)
+    assert len(str(info.value)) < 400 and str(info.value).endswith("...}")

@@ -12,7 +12,7 @@ import math
 import re
 from typing import Any
 
-from skybroker.task.location import Loc
+from skybroker.task.location import Loc, describe
 from skybroker.task.schema import (
     DISK_TIERS,
     JOB_RECOVERY_KEYS,
@@ -117,7 +117,7 @@ def parse_str(value: Any, loc: Loc, what: str = "a string") -> str | None:
         return value.strip()
     if _is_num(value):
         return str(value)
-    raise loc.error(f"expected {what}, got {type(value).__name__} {value!r}")
+    raise loc.error(f"expected {what}, got {describe(value)} {value!r}")
 
 
 def parse_image_id(value: Any, loc: Loc) -> str | dict[str, str] | None:

@@ -13,6 +13,19 @@ from typing import Any
 from skybroker.errors import TaskValidationError
 from skybroker.task.yaml_loader import line_of
 
+_MAX_MESSAGE = 300
+
+
+def describe(value: Any) -> str:
+    """'a mapping' / 'a list' / 'a boolean' / 'int' for error messages."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    return type(value).__name__
+
 
 @dataclass(frozen=True)
 class Loc:
@@ -41,6 +54,8 @@ class Loc:
         return ": ".join(parts)
 
     def message(self, msg: str) -> str:
+        if len(msg) > _MAX_MESSAGE:  # a whole mapping quoted back is noise, not help
+            msg = msg[: _MAX_MESSAGE - 5] + " ...}"
         prefix = self.prefix()
         return f"{prefix}: {msg}" if prefix else msg
 

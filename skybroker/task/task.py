@@ -114,10 +114,10 @@ class Task:
                 # SkyPilot's list form names managed secrets we cannot resolve.
                 warnings.append(kloc.message("managed secret references are not supported "
                                              "yet; give secrets as NAME: value"))  # fmt: skip
-                unsupported[key] = plain(config[key])
+                unsupported[key] = plain(config[key], kloc)
             elif key in TASK_UNSUPPORTED:
                 warnings.append(kloc.message(TASK_UNSUPPORTED[key]))
-                unsupported[key] = plain(config[key])
+                unsupported[key] = plain(config[key], kloc)
             elif key in RESOURCES_KEYS and key not in TASK_KEYS:
                 raise kloc.error(f"{key!r} is a resources field: indent it under 'resources:'")
             elif key not in TASK_KEYS:
@@ -274,12 +274,14 @@ def read_text(path: str) -> str:
         raise TaskValidationError(f"{path}: cannot read: {e}") from None
 
 
-def plain(obj: Any) -> Any:
+def plain(obj: Any, loc: Loc | None = None, depth: int = 0) -> Any:
     """LineDict/LineList -> dict/list, recursively (safe to dump and to compare)."""
+    if depth > 64:  # only a recursive YAML alias (`&a [*a]`) nests this deep
+        raise (loc or Loc()).error("nests more than 64 levels deep (a recursive YAML alias?)")
     if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
+        return {k: plain(v, loc, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [plain(v) for v in obj]
+        return [plain(v, loc, depth + 1) for v in obj]
     return obj
 
 
@@ -295,7 +297,7 @@ def _env_map(value: Any, loc: Loc, overrides: dict[str, Any] | None, what: str) 
                 raise kloc.error(f"invalid {what[:-1]} name {k!r}: use letters, digits and _")
             if isinstance(v, (dict, list)):
                 kind = "a mapping" if isinstance(v, dict) else "a list"
-                raise kloc.error(f"value must be a string, got {kind}: {plain(v)!r}")
+                raise kloc.error(f"value must be a string, got {kind}: {plain(v, kloc)!r}")
             out[name] = None if v is None else scalar_text(value, k, v)
     for k, v in (overrides or {}).items():
         if not isinstance(k, str) or not E.NAME.match(k):
@@ -360,7 +362,7 @@ def _file_mounts(value: Any, loc: Loc) -> dict[str, Any]:
         if isinstance(src, str) and src.strip():
             out[dst] = src
         elif isinstance(src, dict) and src:
-            out[dst] = plain(src)
+            out[dst] = plain(src, kloc)
         else:
             raise kloc.error(f"expected a local path, a URI or a storage mapping, got {src!r}")
     return out
