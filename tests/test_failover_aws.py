@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from test_failover_loop import FakeCloud
 
 from skybroker import errors
 from skybroker.clouds import clients
@@ -13,7 +12,7 @@ from skybroker.clouds.aws.provisioner import AWSProvisioner, list_tagged_instanc
 from skybroker.clouds.base import ClusterSpec
 from skybroker.core import failover as fo
 
-pytest_plugins = ["stubs.aws_fixtures"]
+pytest_plugins = ["stubs.aws_fixtures", "stubs.gcp_fixtures"]
 
 
 @dataclass
@@ -43,27 +42,34 @@ def providers(extra=None):
     return lambda cloud: table[cloud]
 
 
-def test_failover_3_zones_2_regions_2_clouds_ends_on_first_with_capacity(aws, capsys):
+def test_failover_3_zones_2_regions_2_clouds_ends_on_first_with_capacity(aws, gce, capsys):
+    """The issue's bar: real boto3 (moto) and google-cloud-compute (GCE stub) over HTTP."""
+    from skybroker.clouds.gcp.provisioner import GCPProvisioner
+    from skybroker.clouds.gcp.provisioner import list_tagged_instances as gcp_list
+
     for z in ("us-east-1a", "us-east-1b", "us-east-1c"):
         aws.fault("RunInstances", "InsufficientInstanceCapacity", match=f"AvailabilityZone={z}")
     aws.fault("RunInstances", "MaxSpotInstanceCountExceeded", match="AvailabilityZone=us-west-2a")
+    gce.fail_insert("ZONE_RESOURCE_POOL_EXHAUSTED", zone="us-central1-a")
     plan = [Placement(Offer("aws", "us-east-1", z, "p5.48xlarge"), True)
             for z in ("us-east-1a", "us-east-1b", "us-east-1c")]
     plan += [Placement(Offer("aws", "us-west-2", z, "p5.48xlarge"), True) for z in ("us-west-2a", "us-west-2b")]
-    gcp = FakeCloud("gcp", {("us-central1", "us-central1-a", "a3-highgpu-8g", True):
-                            errors.CapacityError("ZONE_RESOURCE_POOL_EXHAUSTED", "zone")})
     plan += [Placement(Offer("gcp", "us-central1", z, "a3-highgpu-8g"), True)
              for z in ("us-central1-a", "us-central1-b")]
     plan += [Placement(Offer("aws", "eu-west-1", "eu-west-1a", "p5.48xlarge"), False)]
+    gcp = GCPProvisioner(poll_s=0.001, timeout_s=5)
     info, placement, attempts = fo.provision_with_failover(
         plan, make_spec, get_provisioner=providers({"gcp": gcp}),
         on_attempt=lambda a: print(a.line()))
-    assert placement is plan[6] and info.cloud == "gcp"
+    assert placement is plan[6] and info.cloud == "gcp" and info.zone == "us-central1-b"
     assert [a.outcome for a in attempts] == ["CAPACITY"] * 3 + ["QUOTA", "CAPACITY", "UP"]
+    assert [a.placement for a in attempts] == plan[:4] + plan[5:7]  # plan order; us-west-2b skipped
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 6 and "InsufficientInstanceCapacity" in lines[0]
-    # nothing of ours is left in AWS after the failed attempts
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in lines[4]
+    # nothing of ours is left from the failed attempts; the one cluster is up on GCP
     assert list_tagged_instances(["us-east-1", "us-west-2"]) == []
+    assert [r["zone"] for r in gcp_list()] == ["us-central1-b"]
 
 
 def test_total_failure_prints_table_and_leaves_nothing(aws):
