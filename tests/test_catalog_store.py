@@ -56,8 +56,11 @@ def test_parse_and_cache_round_trip(shipped, sky_home):
     files = _cache_files(sky_home)
     assert len(files) == 1 and files[0].name.startswith("aws-")
     store._MEMO.clear()
-    again = load_catalog("aws")  # now from the compiled file
+    again = load_catalog("aws")  # now from the compiled file (memory-mapped, read-only)
     assert again.to_records() == t.to_records()
+    assert not again.price.flags.writeable
+    with pytest.raises(ValueError):
+        again.price[0] = 0.0
 
 
 def test_cache_invalidated_when_csv_changes(shipped, sky_home):
