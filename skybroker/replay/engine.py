@@ -90,8 +90,9 @@ def simulate(batch: Batch, policy, record: bool = False,
     spot_o, od_o, sw_o, pre_o = (np.zeros(n, np.int64) for _ in range(4))
 
     # Working slots. A finished run stays in its slot, frozen on NONE (so it stops counting),
-    # until finished runs are a quarter of the slots; then the arrays are compacted. numpy's
-    # per-call overhead, not array length, dominates at these sizes, so compaction is rare.
+    # until finished runs are an eighth of the slots; then the arrays are compacted (the
+    # availability matrix is not copied: each tick gathers its row through ``cols``). numpy's
+    # per-call overhead, not array length, dominates at these sizes, so compaction stays rare.
     ids = np.arange(n)
     work, dl, d = batch.work.copy(), batch.deadline.copy(), batch.overhead.copy()
     g: np.ndarray | float = batch.gap.copy()
@@ -112,7 +113,7 @@ def simulate(batch: Batch, policy, record: bool = False,
     rows = np.arange(n)
     none_av = np.zeros((n, zones) if multi else n, dtype=bool)
     size, n_done, run_ticks = n, 0, 0
-    t0 = 0  # tick of avail's first row (compaction drops the past)
+    cols = np.arange(n)  # column of each slot in avail
     done = np.zeros(n, dtype=bool)
     tl: dict[str, list] | None = {"kind": [], "work": [], "avail": [], "zone": []} if record else None
 
@@ -153,7 +154,7 @@ def simulate(batch: Batch, policy, record: bool = False,
             n_done = k
             if k == size:
                 break
-            if 4 * k >= size:
+            if 8 * k >= size:
                 fold()
                 flush(done)
                 keep = ~done
@@ -164,8 +165,7 @@ def simulate(batch: Batch, policy, record: bool = False,
                                                       c_sw[keep], c_pre[keep])
                 if not np.isscalar(g):
                     g = g[keep]  # type: ignore[index]
-                avail = avail[t - t0 :, keep]  # only the ticks still to come
-                t0 = t
+                cols = cols[keep]
                 memory = {key: v[keep] for key, v in memory.items()}
                 size, n_done = size - k, 0
                 rows, none_av = rows[:size], none_av[:size]
@@ -173,7 +173,7 @@ def simulate(batch: Batch, policy, record: bool = False,
                 done = np.zeros(size, dtype=bool)
         run_ticks += size - n_done
         # 3. availability now, and preemptions
-        av = avail[t - t0] if t < ticks_avail else none_av
+        av = (avail[t][cols] if cols.shape[0] != n else avail[t]) if t < ticks_avail else none_av
         here = av[rows, np.maximum(zone, 0)] & (zone >= 0) if multi else av
         pre = np.greater(prev == SPOT, here)  # was on spot, spot gone here (a > b is a & ~b)
         cur = prev.copy()
