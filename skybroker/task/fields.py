@@ -23,10 +23,14 @@ from skybroker.task.yaml_loader import scalar_text
 from skybroker.utils.registry import did_you_mean
 from skybroker.utils.units import parse_duration_hours
 
-_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]i?b?)?\s*(\+)?\s*$", re.I)
-_GIB = {"": 1.0, "g": 1.0, "gb": 1.0, "gi": 1.0, "gib": 1.0, "t": 1024.0, "tb": 1024.0,
-        "ti": 1024.0, "tib": 1024.0, "m": 1 / 1024, "mb": 1 / 1024, "mi": 1 / 1024,
-        "mib": 1 / 1024}  # fmt: skip
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgtp]i?b?)?\s*(\+)?\s*$", re.I)
+# Size units in GiB; like SkyPilot, 'GB' means GiB (powers of 1024).
+_GIB = {
+    f"{unit}{suffix}": 1024.0**power
+    for unit, power in (("k", -2), ("m", -1), ("g", 0), ("t", 1), ("p", 2))
+    for suffix in ("", "b", "i", "ib")
+}
+_GIB[""] = 1.0
 
 
 def fmt_number(x: float) -> str:

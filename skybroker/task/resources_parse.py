@@ -16,6 +16,7 @@ from skybroker.task.accelerators import LIST, SET, parse_accelerators
 from skybroker.task.location import Loc
 from skybroker.task.resources import Resources
 from skybroker.task.schema import (
+    RESOURCES_ALIASES,
     RESOURCES_KEYS,
     RESOURCES_LEGACY,
     RESOURCES_UNSUPPORTED,
@@ -110,7 +111,12 @@ def _entries(mapping: dict, loc: Loc, warnings: list[str], nested: bool) -> Entr
         kloc = loc.key(key, mapping)
         if not isinstance(key, str):
             raise kloc.error(f"keys must be strings, got {key!r}")
-        if key in RESOURCES_LEGACY:
+        if key in RESOURCES_ALIASES:
+            new = RESOURCES_ALIASES[key]
+            if new in mapping:
+                raise kloc.error(f"{key!r} is another name for {new!r}; give only one of them")
+            key = new
+        elif key in RESOURCES_LEGACY:
             new = RESOURCES_LEGACY[key]
             if new in mapping:
                 raise kloc.error(f"{key!r} is the old name of {new!r}; give only one of them")

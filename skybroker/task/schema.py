@@ -33,6 +33,8 @@ RESOURCES_KEYS = (
     "use_spot", "disk_size", "disk_tier", "image_id", "ports", "labels", "job_recovery",
     "any_of", "ordered",
 )  # fmt: skip
+# Other names SkyPilot accepts for a key, without deprecation.
+RESOURCES_ALIASES = {"gpus": "accelerators"}
 RESOURCES_LEGACY = {
     "candidates": "any_of",
     "spot_recovery": "job_recovery",
@@ -78,7 +80,7 @@ CLOUD_ALIASES = {"k8s": "kubernetes", "lambdalabs": "lambda", "digitalocean": "d
 
 # Words people write for a key; checked before the spelling-based suggestion.
 _MEANT = {
-    "gpu": "accelerators", "gpus": "accelerators", "accelerator": "accelerators",
+    "gpu": "accelerators", "accelerator": "accelerators",
     "spot": "use_spot", "instance": "instance_type", "disk": "disk_size", "image": "image_id",
     "env": "envs", "environment": "envs", "nodes": "num_nodes", "recovery": "job_recovery",
     "provider": "cloud", "cpu": "cpus", "mem": "memory", "command": "run", "commands": "run",
