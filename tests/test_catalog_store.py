@@ -52,6 +52,7 @@ def _cache_files(home: Path) -> list[Path]:
 def test_parse_and_cache_round_trip(shipped, sky_home):
     t = load_catalog("aws")
     assert len(t) == 2 and t.cloud.tolist() == ["aws", "aws"]
+    assert not t.price.flags.writeable  # shared via the memo, parsed or mapped
     assert np.isnan(t.spot_price[1]) and t.accelerator_name[1] == ""
     files = _cache_files(sky_home)
     assert len(files) == 1 and files[0].name.startswith("aws-")

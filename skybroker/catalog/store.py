@@ -252,6 +252,8 @@ def _cached_load(key: tuple, target: Path, prefix: str, cloud: str, build) -> Of
         table = build()
         with contextlib.suppress(OSError):  # a read-only home still works, just slower
             _write_cache(table, target, prefix)
+        for c in FLOAT_COLUMNS:  # as read-only as a mapped one: the memo shares it
+            table.column(c).setflags(write=False)
     if len(_MEMO) > 32:  # a long-lived process (controller) sees many catalog versions
         _MEMO.clear()
     _MEMO[key] = table
