@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -104,3 +106,5 @@ def test_task_round_trip(alternatives, ordered, envs, num_nodes):
     assert task.resources == unique
     assert Task.from_yaml_config(task.to_yaml_config()) == task
     assert Task.from_yaml_str(task.to_yaml()) == task
+    # the jobs layer stores to_yaml_config() as JSON in its database
+    assert Task.from_yaml_config(json.loads(json.dumps(task.to_yaml_config()))) == task
