@@ -38,7 +38,7 @@ NONE, SPOT, OD = 0, 1, 2
 TYPE_DTYPE = np.int8
 TYPE_NAMES = {NONE: "none", SPOT: "spot", OD: "on_demand"}
 
-_OD8 = TYPE_DTYPE(OD)
+_OD8, _NONE8 = TYPE_DTYPE(OD), TYPE_DTYPE(NONE)
 
 #: Below this many seconds, remaining work / overhead counts as zero (as in the simulator).
 EPS = 1e-3
@@ -195,8 +195,9 @@ def finalize(state: RunState, proposal: np.ndarray | Decision) -> Decision:
         keep_spot = (state.prev == SPOT) & (state.remaining_overhead < EPS)
         # OD - keep_spot is SPOT where the spot instance is kept, OD elsewhere.
         kind = np.where(terms.must_go, np.subtract(_OD8, keep_spot, dtype=TYPE_DTYPE), kind)
-    kind = kind.astype(TYPE_DTYPE, copy=True)
-    kind[np.greater(kind == SPOT, state.spot_any)] = NONE  # SPOT but none to be had (a > b: a & ~b)
+    kind = kind.astype(TYPE_DTYPE, copy=False)
+    # SPOT with no spot to be had becomes NONE (np.where copies: the proposal is not mutated).
+    kind = np.where(np.greater(kind == SPOT, state.spot_any), _NONE8, kind)  # a > b is a & ~b
     if np.ndim(state.spot_available) == 2:
         return Decision(kind, _choose_zone(state, kind, zone))
     return Decision(kind, None)

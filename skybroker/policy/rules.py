@@ -92,7 +92,9 @@ class UniformProgress(BasePolicy):
         # Hysteresis: stay on on-demand until spot returns AND progress passes ep(e + 2d).
         on_od = state.cur == OD
         if on_od.any():
-            to_od |= on_od & (((e + 2.0 * d) * rate >= w) | ~avail)
+            below = (e + 2.0 * d) * rate >= w  # (e + 2d) * C0/R0 - W >= 0
+            # on_od & (~avail | below) == on_od & ~(avail & ~below); bool a > b is a & ~b.
+            to_od |= np.greater(on_od, np.greater(avail, below))
         return _compose(state, avail, to_od)
 
 
