@@ -78,6 +78,8 @@ def main() -> int:
     args = ap.parse_args()
     ms = 1e3
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(machine: {os.cpu_count()} CPUs, load average {load:.1f} when started)")
     print("== load (fresh processes; median of", args.repeat, "runs) ==")
     cold, cached = [], []
     with tempfile.TemporaryDirectory() as home:
