@@ -121,7 +121,7 @@ def _check_against_replay(job_id: int) -> dict:
     assert model["cost"] == pytest.approx(rec["cost"], rel=1e-9)
     assert model["spot_s"] / 3600 == pytest.approx(rec["spot_h"])
     assert model["od_s"] / 3600 == pytest.approx(rec["od_h"])
-    return {"tick0": tick0, "expect": expect, "record": rec, "job": job}
+    return {"tick0": tick0, "expect": expect, "record": rec, "job": job, "params": p}
 
 
 def test_controller_decisions_equal_replay(rehearsal: Path, tmp_path: Path):
@@ -136,6 +136,10 @@ def test_controller_decisions_equal_replay(rehearsal: Path, tmp_path: Path):
     kinds = [e["kind"] for e in S.events(job_id)]
     assert kinds.count("jobs.launched") >= 2
     assert out["record"]["preemptions"] >= 1 and out["job"].model["preemptions"] >= 1
+    # the preemption (the reaper's kill at the tick boundary) is acted on within 5 s
+    p = out["params"]
+    lost = [d for d in S.decisions(job_id) if d["lost"]]
+    assert lost and all(d["time"] - (p.t0 + d["tick"] * p.wall_per_tick) < 5.0 for d in lost)
     # the real process checkpointed its way to the end
     assert float((tmp_path / "ckpt").read_text()) == pytest.approx(DURATION_H * 3600)
     assert not list((Path(os.environ["SKYBROKER_HOME"]) / "local_nodes").glob("*/cluster.json"))

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "autostop": ("skybroker.cli.autostop", "autostop", "Stop or down a cluster after it is idle, enforced on the cluster."),
     "cost-report": ("skybroker.cli.cost_report", "cost_report", "Estimated cost of every cluster launched."),
     "replay": ("skybroker.cli.replay", "replay", "Evaluate spot/on-demand deadline policies on real availability traces."),
+    "jobs": ("skybroker.cli.jobs", "jobs", "Managed jobs: survive preemptions, meet deadlines on spot."),
     "check": ("skybroker.cli.check", "check", "Check which clouds have usable credentials (sky launch uses only those)."),
 }
 
