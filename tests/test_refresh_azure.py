@@ -27,6 +27,7 @@ def azure_env(stub, monkeypatch):
     stub.faults.clear()
     monkeypatch.setenv("SKYBROKER_AZURE_PRICES_URL", stub.url + "/api/retail/prices")
     monkeypatch.setenv("SKYBROKER_REFRESH_BACKOFF", "0.001")
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)  # shapes from the catalog
     return stub
 
 
@@ -99,3 +100,65 @@ def test_unreachable_endpoint_fails_cleanly(monkeypatch, sky_home):
     assert "cannot reach the API at http://127.0.0.1:9" in str(ei.value)
     assert "SKYBROKER_AZURE_PRICES_URL" in ei.value.hint
     assert not (sky_home / "catalogs").exists()
+
+
+@pytest.fixture(scope="module")
+def arm(tmp_path_factory):
+    """The ARM resource-SKU stub over TLS with a throwaway self-signed certificate."""
+    import ssl
+    import subprocess
+
+    from stubs.retail_stub import arm_sku_stub
+
+    d = tmp_path_factory.mktemp("armtls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
+    s = arm_sku_stub().start(ssl_context=ctx)
+    s.cert = d / "cert.pem"
+    yield s
+    s.stop()
+
+
+def test_shapes_and_restrictions_from_arm_resource_skus(azure_env, arm, monkeypatch):
+    from skybroker.catalog import catalog_info, load_catalog
+    from skybroker.catalog.refresh import refresh
+
+    arm.requests.clear()
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-00000000beef")
+    monkeypatch.setenv("SKYBROKER_AZURE_ENDPOINT", arm.url)
+    monkeypatch.setenv("SKYBROKER_AZURE_CA_BUNDLE", str(arm.cert))
+    monkeypatch.setenv("SKYBROKER_AZURE_TOKEN", "dummy-token")
+    result = refresh("azure")
+    offers = {(o.instance_type, o.region): o for o in load_catalog("azure")}
+    # The size no catalog knew now has a shape (from ARM), so it is priced.
+    z = offers[("Standard_Z9s_v9", "eastus")]
+    assert (z.vcpus, z.memory_gib, z.price, z.spot_price) == (9, 72, 9.99, 1.99)
+    # Restricted for this subscription in westeurope: not offered there, still in eastus.
+    assert ("Standard_NC24ads_A100_v4", "westeurope") not in offers
+    a100 = offers[("Standard_NC24ads_A100_v4", "eastus")]
+    assert (a100.accelerator_name, a100.accelerator_count, a100.price) == ("A100-80GB", 1, 3.673)
+    nc6 = offers[("Standard_NC6s_v3", "eastus")]
+    assert (nc6.vcpus, nc6.memory_gib, nc6.accelerator_name, nc6.price) == (6, 112, "V100", 3.06)
+    assert result.notes["pairs_not_offered_to_subscription"] == 1
+    assert len(offers) == result.rows == 14  # 15 priced pairs - 1 restricted
+    assert [p for p in arm.paths()].count(
+        "/subscriptions/00000000-0000-0000-0000-00000000beef/providers/Microsoft.Compute/skus") == 2
+    assert "ARM Microsoft.Compute/skus" in catalog_info("azure").source
+
+
+def test_arm_family_table_names_gpus_no_catalog_knows():
+    from skybroker.catalog.refresh.azure import arm_shapes
+
+    sku = {"resource_type": "virtualMachines", "name": "Standard_NC8as_T4_v9",
+           "family": "standardNCASv3_T4Family", "locations": ["eastus"],
+           "capabilities": [{"name": "vCPUs", "value": "8"}, {"name": "MemoryGB", "value": "56"},
+                            {"name": "GPUs", "value": "1"}], "restrictions": []}
+    mystery = {**sku, "name": "Standard_Q1", "family": "standardQFamily"}
+    shapes, offered, notes = arm_shapes([sku, mystery], {})
+    assert shapes["Standard_NC8as_T4_v9"]["accelerator_name"] == "T4"
+    assert offered == {("Standard_NC8as_T4_v9", "eastus")}
+    assert notes["gpu_sizes_without_model"] == ["Standard_Q1"]

@@ -24,6 +24,7 @@ def azure_env(stub, monkeypatch):
     stub.faults.clear()
     monkeypatch.setenv("SKYBROKER_AZURE_PRICES_URL", stub.url + "/api/retail/prices")
     monkeypatch.setenv("SKYBROKER_REFRESH_BACKOFF", "0.001")
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)  # shapes from the catalog
     return stub
 
 

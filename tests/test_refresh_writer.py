@@ -74,7 +74,7 @@ def test_merge_partial_replaces_only_the_refreshed_slice(tmp_path):
     fresh = [{**ROW, "price": 0.1}]
     rows, kept = merge_partial(old, fresh, ["us-east-1"], ["m6i.*"])
     assert kept == 2
-    assert sorted((r["instance_type"], r["region"], r["price"]) for r in rows) == [
+    assert sorted((r["instance_type"], r["region"], float(r["price"])) for r in rows) == [
         ("g5.xlarge", "us-east-1", 0.096), ("m6i.large", "us-east-1", 0.1),
         ("m6i.large", "us-west-2", 0.096)]
     assert merge_partial(old, fresh, None, None) == (fresh, 0)  # a full refresh replaces all

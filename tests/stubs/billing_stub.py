@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,15 +26,16 @@ class PagedJSONStub:
     token_param = "pageToken"
     next_key = "nextPageToken"
 
-    def __init__(self, routes: dict[str, list[dict]]) -> None:
+    def __init__(self, routes: dict[str, list[dict]], public_host: str = "") -> None:
         self.routes = [(re.compile(p), pages) for p, pages in routes.items()]
+        self.public_host = public_host  # written into recorded links; served as our own URL
         self.requests: list[tuple[str, dict[str, list[str]]]] = []
         self.faults: list[list] = []  # [path regex, status, body, remaining]
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
     # -- control
-    def start(self) -> PagedJSONStub:
+    def start(self, ssl_context: ssl.SSLContext | None = None) -> PagedJSONStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,6 +57,9 @@ class PagedJSONStub:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https" if ssl_context is not None else "http"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -67,7 +72,7 @@ class PagedJSONStub:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def fault(self, path_regex: str, status: int = 429, times: int = 1,
               body: dict | None = None) -> None:
@@ -93,7 +98,10 @@ class PagedJSONStub:
                     return f[1], f[2]
         for pattern, pages in self.routes:
             if pattern.fullmatch(parts.path):
-                return 200, self.page(pages, query)
+                body = self.page(pages, query)
+                if self.public_host:
+                    body = json.loads(json.dumps(body).replace(self.public_host, self.url))
+                return 200, body
         return 404, {"error": {"code": 404, "message": f"stub: no route {parts.path}",
                                "status": "NOT_FOUND"}}
 
@@ -108,7 +116,8 @@ class PagedJSONStub:
 
 
 def load_pages(directory: Path, stem: str) -> list[dict]:
-    files = sorted(directory.glob(f"{stem}_page*.json"), key=lambda p: int(p.stem.rsplit("page", 1)[1]))
+    files = sorted(directory.glob(f"{stem}_page*.json"),
+                   key=lambda p: int(p.stem.rsplit("page", 1)[1]))
     return [json.loads(f.read_text()) for f in files]
 
 

@@ -31,3 +31,27 @@ class RetailStub(PagedJSONStub):
 
 def retail_stub() -> RetailStub:
     return RetailStub({r"/api/retail/prices": load_pages(FIXTURES / "azure", "prices")})
+
+
+class ArmSkuStub(PagedJSONStub):
+    """ARM `GET /subscriptions/<id>/providers/Microsoft.Compute/skus`, `$skiptoken` paging.
+
+    Recorded nextLinks name management.azure.com; they are served as this stub's URL. Start it
+    with an SSL context: azure-mgmt refuses bearer tokens over plain http.
+    """
+
+    def page(self, pages: list[dict], query: dict[str, list[str]]) -> dict:
+        token = (query.get("$skiptoken") or [""])[0]
+        if not token:
+            return pages[0]
+        for i, p in enumerate(pages[:-1]):
+            link = p.get("nextLink") or ""
+            if parse_qs(urlsplit(link).query).get("$skiptoken", [""])[0] == token:
+                return pages[i + 1]
+        return {"error": {"code": "InvalidSkipToken", "message": f"bad $skiptoken {token!r}"}}
+
+
+def arm_sku_stub() -> ArmSkuStub:
+    return ArmSkuStub({r"/subscriptions/[^/]+/providers/Microsoft\.Compute/skus":
+                       load_pages(FIXTURES / "azure", "resource_skus")},
+                      public_host="https://management.azure.com")

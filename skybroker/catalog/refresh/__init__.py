@@ -82,7 +82,7 @@ def refresh(cloud: str, *, regions: list[str] | None = None, types: list[str] | 
         fetched = len(rows)
         old, old_source = _current(cloud)
         rows, kept = merge_partial(old, rows, regions, types)
-        source = module.SOURCE + (" (partial refresh)" if kept else "")
+        source = notes.pop("source", module.SOURCE) + (" (partial refresh)" if kept else "")
         directory = directory or user_catalog_dir()
         notes = {**notes, "rows_fetched": fetched, "rows_carried_over": kept,
                  "refresh_seconds": round(time.perf_counter() - start, 2)}

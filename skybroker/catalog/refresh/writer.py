@@ -128,18 +128,15 @@ def merge_partial(old: Path | None, fresh: list[Row], regions: list[str] | None,
         for r in csv.DictReader(fh):
             if in_scope(r.get("region", ""), r.get("instance_type", "")):
                 continue
-            kept.append({c: _cell(c, r.get(c, "")) for c in CSV_COLUMNS})
+            # Cells stay the old file's text (written back as is); only the sort key's
+            # count is numeric.
+            row: Row = {c: (r.get(c) or "").strip() for c in CSV_COLUMNS}
+            row["accelerator_count"] = _float(str(row["accelerator_count"]))
+            kept.append(row)
     return fresh + kept, len(kept)
 
 
-_FLOATS = {"vcpus", "memory_gib", "accelerator_count", "accelerator_memory_gib", "price",
-           "spot_price"}
-
-
-def _cell(column: str, text: str | None) -> object:
-    text = (text or "").strip()
-    if column not in _FLOATS:
-        return text
+def _float(text: str) -> float | None:
     try:
         return float(text) if text else None
     except ValueError:
