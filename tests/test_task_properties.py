@@ -73,7 +73,7 @@ def resources(draw) -> Resources:
     )
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@settings(max_examples=80, deadline=None, database=None)
 @given(resources())
 def test_resources_round_trip(r: Resources):
     assert Resources.from_yaml_config(r.to_yaml_config()) == r
@@ -82,7 +82,7 @@ def test_resources_round_trip(r: Resources):
 env_values = st.one_of(st.none(), st.text(max_size=20), st.sampled_from(["${A}", "x${B}y"]))
 
 
-@settings(max_examples=150, deadline=None, database=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(
     st.lists(resources(), min_size=1, max_size=4),
     st.booleans(),
