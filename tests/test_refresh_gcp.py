@@ -65,6 +65,8 @@ def test_sku_parsing_skips_commitments_sole_tenancy_custom_and_other_families():
     assert prices[("ram", "N1", "us-central1", True)] == pytest.approx(0.00151)
     assert prices[("gpu", "T4", "us-east1", True)] == pytest.approx(0.14)
     assert prices[("gpu", "A100", "europe-west4", False)] == pytest.approx(3.2273)
+    assert prices[("gpu", "V100", "us-central1", True)] == pytest.approx(1.24)  # "attached to"
+    assert prices[("core", "M3", "us-east1", False)] == pytest.approx(0.0398)
     assert ("core", "CUSTOM", "us-central1", False) not in prices
     assert all(k[1] not in ("N1 SOLE TENANCY",) for k in prices)
     assert not any(k[2] == "global" for k in prices)  # the Windows licence SKU

@@ -31,7 +31,7 @@ def test_install_writes_schema_and_keeps_other_clouds_provenance(tmp_path):
     assert meta["gcp"] == {"source": "x", "date": "2026-01-01"}
     assert meta["aws"]["source"] == "src" and meta["aws"]["rows"] == 2
     assert meta["aws"]["refreshed_at"].startswith(meta["aws"]["date"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["SOURCES.json", "aws.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".refresh.lock", "SOURCES.json", "aws.csv"]
 
 
 def test_crash_before_rename_leaves_old_catalog_and_no_temp(tmp_path, monkeypatch):
@@ -48,7 +48,7 @@ def test_crash_before_rename_leaves_old_catalog_and_no_temp(tmp_path, monkeypatc
     with pytest.raises(OSError):
         writer.install("aws", [ROW], "src", {}, tmp_path)
     assert old.read_text() == "old catalog\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["aws.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".refresh.lock", "aws.csv"]
 
 
 @pytest.mark.parametrize("rows, message", [
@@ -62,7 +62,7 @@ def test_refuses_output_worse_than_the_old_catalog(tmp_path, rows, message):
 
     with pytest.raises(CatalogError, match=message):
         install("aws", rows, "src", {}, tmp_path)
-    assert not any(tmp_path.iterdir())
+    assert not any(tmp_path.iterdir())  # validation happens before anything is touched
 
 
 def test_merge_partial_replaces_only_the_refreshed_slice(tmp_path):
@@ -98,3 +98,19 @@ def test_retries_throttling_with_backoff_then_gives_up():
                      sleep=waits.append)
     with pytest.raises(ValueError):  # not throttling: no retry
         with_retries(lambda: int("x"), what="x", sleep=lambda s: pytest.fail("slept"))
+
+
+def test_concurrent_installs_keep_every_clouds_provenance(tmp_path):
+    import threading
+
+    from skybroker.catalog.refresh.writer import install
+
+    clouds = ["aws", "gcp", "azure", "c4", "c5", "c6"]
+    threads = [threading.Thread(target=install, args=(c, [ROW], f"src-{c}", {}, tmp_path))
+               for c in clouds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    meta = json.loads((tmp_path / "SOURCES.json").read_text())
+    assert sorted(meta) == sorted(clouds)

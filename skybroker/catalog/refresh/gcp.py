@@ -40,10 +40,14 @@ _SKU_FAMILY_ALIASES = {"COMPUTE OPTIMIZED": ("C2",), "MEMORY-OPTIMIZED": ("M1", 
 # Shared-core E2 types are billed for a fraction of their 2 vCPUs (GCP's pricing page).
 SHARED_CORE_VCPUS = {"e2-micro": 0.25, "e2-small": 0.5, "e2-medium": 1.0}
 _SKIP = re.compile(r"Sole Tenancy|Custom|Commitment|Reserved|Extended|Premium|Licens|DWS|"
-                   r"Calendar|Flex|Upgrade|Windows|attached to", re.IGNORECASE)
+                   r"Calendar|Flex|Upgrade|Windows", re.IGNORECASE)
 _CPU_RAM = re.compile(r"^(?P<fam>.+?)(?: AMD| Arm| Intel)?(?: Predefined)?(?: Instance)? "
                       r"(?P<kind>Core|Ram) running in ", re.IGNORECASE)
-_GPU = re.compile(r"^Nvidia (?P<gpu>.+?) GPU running in ", re.IGNORECASE)
+# Spot GPU SKUs are named either "Spot Preemptible Nvidia X GPU running in ..." or
+# "Nvidia X GPU attached to Spot Preemptible VMs running in ..."; usage_type decides.
+_GPU = re.compile(r"^Nvidia (?P<gpu>.+?) GPU(?: attached to (?:Spot )?Preemptible VMs)? "
+                  r"running in ", re.IGNORECASE)
+_FAMILY_CODE = re.compile(r"^[A-Z]\d+[A-Z]?$")  # N1, N2D, C3, M3, A3, T2A ...
 
 # (kind, key, region, spot) -> USD per unit-hour; kind: 'core' | 'ram' | 'gpu'.
 PriceKey = tuple[str, str, str, bool]
@@ -88,6 +92,9 @@ def sku_prices(skus: Iterable[dict]) -> dict[PriceKey, float]:
             if not m:
                 continue
             fam = m.group("fam").strip().upper()
+            first = fam.split()[0]
+            if _FAMILY_CODE.match(first):  # "M3 Memory-optimized Instance Core" -> M3
+                fam = first
             kind = "core" if m.group("kind").lower() == "core" else "ram"
             keys = [(kind, f) for f in _SKU_FAMILY_ALIASES.get(fam, (fam,))]
         for region in sku.get("service_regions") or []:

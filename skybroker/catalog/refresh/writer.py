@@ -98,12 +98,30 @@ def record_provenance(directory: Path, cloud: str, source: str, rows: int, notes
     return entry
 
 
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """Serialise installs: SOURCES.json is read-modify-write, shared by every cloud."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".refresh.lock", "a") as fh:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: best effort
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def install(cloud: str, rows: list[Row], source: str, notes: dict, directory: Path) -> Path:
     """Validate, write `<directory>/<cloud>.csv` atomically, then record where it came from."""
     check_rows(rows, cloud)
     path = directory / f"{cloud}.csv"
-    n = write_catalog(rows, path)
-    record_provenance(directory, cloud, source, n, notes)
+    with _locked(directory):
+        n = write_catalog(rows, path)
+        record_provenance(directory, cloud, source, n, notes)
     return path
 
 
