@@ -260,7 +260,7 @@ def test_parsing_is_fast():
 
 
 @pytest.mark.parametrize(
-    "text", ["service: &a\n  x: *a\n", "file_mounts:\n  /x: &a\n    y: [*a]\n"]
+    "text", ["service: &a\n  x: *a\n", "file_mounts:\n  /x: &a\n    name: b\n    config: [*a]\n"]
 )
 def test_recursive_alias_is_a_clear_error(text):
     with pytest.raises(TaskValidationError, match="recursive YAML alias"):

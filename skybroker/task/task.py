@@ -18,6 +18,7 @@ from skybroker.task.location import Loc
 from skybroker.task.resources import Resources
 from skybroker.task.resources_parse import parse_resources
 from skybroker.task.schema import RESOURCES_KEYS, TASK_KEYS, TASK_UNSUPPORTED, unknown_key_message
+from skybroker.task.storage import check_storage
 from skybroker.task.yaml_loader import load_documents, scalar_text
 
 
@@ -362,6 +363,7 @@ def _file_mounts(value: Any, loc: Loc) -> dict[str, Any]:
         if isinstance(src, str) and src.strip():
             out[dst] = src
         elif isinstance(src, dict) and src:
+            check_storage(src, kloc)
             out[dst] = plain(src, kloc)
         else:
             raise kloc.error(f"expected a local path, a URI or a storage mapping, got {src!r}")
