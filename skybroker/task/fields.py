@@ -52,11 +52,9 @@ def parse_amount(value: Any, loc: Loc, unit: str, sizes: bool) -> str | None:
     if value is None:
         return None
     if _is_num(value):
-        text, m = None, None
         amount, plus = float(value), False
     else:
-        text = str(value)
-        m = _SIZE.match(text)
+        m = _SIZE.match(str(value))
         if not m or (m.group(2) and not sizes) or (m.group(2) or "").lower() not in _GIB:
             example = "'32', '32+' or '32GB+'" if sizes else "'4' or '4+'"
             raise loc.error(f"expected a number of {unit} like {example}, got {value!r}")
