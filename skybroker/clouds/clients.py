@@ -253,7 +253,10 @@ def azure_client(kind: str) -> Any:
         elif kind == "network":
             from azure.mgmt.network import NetworkManagementClient as C
         else:
-            from azure.mgmt.resource import ResourceManagementClient as C
+            try:  # azure-mgmt-resource >= 24 moved it into a subpackage
+                from azure.mgmt.resource.resources import ResourceManagementClient as C
+            except ImportError:
+                from azure.mgmt.resource import ResourceManagementClient as C
     except ImportError as e:
         raise missing_sdk("azure", e) from None
     kwargs: dict[str, Any] = {}
@@ -264,8 +267,10 @@ def azure_client(kind: str) -> Any:
     ca = cloud_config("azure").get("ca_bundle") or os.environ.get("SKYBROKER_AZURE_CA_BUNDLE")
     if ca:
         kwargs["connection_verify"] = ca
-    if os.environ.get("SKYBROKER_AZURE_POLLING_INTERVAL"):
+    if os.environ.get("SKYBROKER_AZURE_POLLING_INTERVAL"):  # LRO poll period (tests: 0)
         kwargs["polling_interval"] = float(os.environ["SKYBROKER_AZURE_POLLING_INTERVAL"])
+    if os.environ.get("SKYBROKER_AZURE_RETRY_BACKOFF"):  # azure-core's own retry backoff factor
+        kwargs["retry_backoff_factor"] = float(os.environ["SKYBROKER_AZURE_RETRY_BACKOFF"])
     return C(azure_credential(), azure_subscription(), **kwargs)
 
 
