@@ -8,7 +8,6 @@ normalized values: consumers never re-parse "4+" or "A100:8".
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +145,8 @@ class Resources:
         return alternatives[0]
 
     def __hash__(self) -> int:
+        import json  # only hashing needs it; keep `import skybroker.task` light
+
         return hash(json.dumps(self.to_yaml_config(), sort_keys=True, default=str))
 
     def __str__(self) -> str:
