@@ -277,6 +277,31 @@ def azure_client(kind: str) -> Any:
 # ---- reaching nodes ----
 
 
+def ssh_identity() -> tuple[str, str]:
+    """(private key path, public key line) of this broker's SSH key, made on first use.
+
+    One ed25519 key per broker home: every SDK-cloud node gets its public half (key pair,
+    metadata ssh-keys, osProfile), and the runtime connects with the private half.
+    """
+    keys = home() / "keys"
+    path = keys / "sky-key"
+    pub = keys / "sky-key.pub"
+    if not (path.exists() and pub.exists()):
+        from cryptography.hazmat.primitives import serialization as ser
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = Ed25519PrivateKey.generate()
+        private = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption())
+        public = key.public_key().public_bytes(ser.Encoding.OpenSSH, ser.PublicFormat.OpenSSH)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(private)
+        os.chmod(tmp, 0o600)
+        pub.write_text(public.decode() + f" skybroker-{broker_id()}\n")
+        os.replace(tmp, path)
+    return str(path), pub.read_text().strip()
+
+
 def apply_ssh_override(cloud: str, nodes: list[Any]) -> None:
     """Point nodes' SSH at `<cloud>.ssh_endpoint_override` (host:port, or a list per rank).
 
@@ -294,3 +319,22 @@ def apply_ssh_override(cloud: str, nodes: list[Any]) -> None:
         node.extra["cloud_external_ip"] = node.external_ip
         node.external_ip = host
         node.ssh_port = int(port)
+
+
+def finish_nodes(cloud: str, cluster_name: str, nodes: list[Any]) -> dict[str, Any]:
+    """Fill what the SSH runtime needs to reach SDK-cloud nodes; returns provider_data entries.
+
+    Each node gets `extra['home']` and its private directory `extra['root']`
+    (`<node_root>/<cluster>/<rank>`, node_root defaulting to `~/skybroker` of the SSH user,
+    overridable per cloud as `<cloud>.node_root`), after the endpoint override.
+    """
+    apply_ssh_override(cloud, nodes)
+    base = cloud_config(cloud).get("node_root")
+    for node in nodes:
+        user = node.ssh_user or "root"
+        node_home = "/root" if user == "root" else f"/home/{user}"
+        node.extra.setdefault("home", node_home)
+        node.extra["root"] = f"{base or node_home + '/skybroker'}/{cluster_name}/{node.rank}"
+    identity, _ = ssh_identity()
+    return {"runner": "ssh", "identity_file": identity,
+            "known_hosts": str(home() / "known_hosts"), "strict_host_keys": False}

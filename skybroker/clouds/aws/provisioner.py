@@ -173,13 +173,12 @@ class AWSProvisioner:
         except Exception:  # ParameterNotFound, no SSM permission: fall back to DescribeImages
             return None
 
-    def _key_pair(self, ec2: Any, spec: ClusterSpec, broker: str) -> str | None:
-        if not spec.ssh_public_key:
-            return None
-        digest = hashlib.sha1(spec.ssh_public_key.strip().encode()).hexdigest()[:10]
+    def _key_pair(self, ec2: Any, spec: ClusterSpec, broker: str) -> str:
+        public = spec.ssh_public_key or clients.ssh_identity()[1]
+        digest = hashlib.sha1(public.strip().encode()).hexdigest()[:10]
         name = f"skybroker-{broker}-{digest}"
         call(ec2.import_key_pair, _where="ImportKeyPair", _ok={"InvalidKeyPair.Duplicate"},
-             KeyName=name, PublicKeyMaterial=spec.ssh_public_key.encode(),
+             KeyName=name, PublicKeyMaterial=public.encode(),
              TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tag_list({TAG_BROKER: broker})}])
         return name
 
@@ -251,8 +250,7 @@ class AWSProvisioner:
                                             "AssociatePublicIpAddress": True}]
         else:
             kwargs["SecurityGroupIds"] = [sg]
-        if key:
-            kwargs["KeyName"] = key
+        kwargs["KeyName"] = key
         if spec.spot:
             kwargs["InstanceMarketOptions"] = {"MarketType": "spot", "SpotOptions": {
                 "SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"}}
@@ -304,10 +302,11 @@ class AWSProvisioner:
             ssh_user=user, extra={"zone": i.get("Placement", {}).get("AvailabilityZone")},
         ) for i in insts]
         nodes.sort(key=lambda n: n.rank)
-        clients.apply_ssh_override("aws", nodes)
+        runtime = clients.finish_nodes("aws", s.cluster_name, nodes)
         zone = nodes[0].extra.get("zone") if nodes else s.zone
         return ClusterInfo(s.cluster_name, "aws", s.region, s.zone or zone, s.instance_type,
-                           s.spot, nodes, {"broker_id": broker, **({"security_group": sg} if sg else {})})
+                           s.spot, nodes, {**runtime, "broker_id": broker,
+                                           **({"security_group": sg} if sg else {})})
 
     # ---- the contract ----
 

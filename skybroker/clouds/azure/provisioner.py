@@ -151,8 +151,7 @@ class AzureProvisioner:
 
     def _vm_body(self, spec: ClusterSpec, name: str, nic: str, tags: dict[str, str]) -> dict:
         user = spec.ssh_user or self.config.get("ssh_user") or DEFAULT_SSH_USER
-        if not spec.ssh_public_key:
-            raise errors.InvalidRequestError("Azure VMs need an SSH public key (ClusterSpec.ssh_public_key)")
+        public = spec.ssh_public_key or clients.ssh_identity()[1]
         image = spec.image_id or self.config.get("image_id")
         image_ref = ({"id": image} if isinstance(image, str) and image.startswith("/")
                      else image if isinstance(image, dict) else DEFAULT_IMAGE)
@@ -163,7 +162,7 @@ class AzureProvisioner:
                 "deleteOption": "Delete", "managedDisk": {"storageAccountType": "StandardSSD_LRS"}}},
             "osProfile": {"computerName": name[:64], "adminUsername": user, "linuxConfiguration": {
                 "disablePasswordAuthentication": True, "ssh": {"publicKeys": [{
-                    "path": f"/home/{user}/.ssh/authorized_keys", "keyData": spec.ssh_public_key.strip()}]}}},
+                    "path": f"/home/{user}/.ssh/authorized_keys", "keyData": public.strip()}]}}},
             "networkProfile": {"networkInterfaces": [{"id": nic, "properties": {
                 "primary": True, "deleteOption": "Delete"}}]},
         }
@@ -236,9 +235,9 @@ class AzureProvisioner:
                                   external_ip=ip.get("properties", {}).get("ipAddress"), ssh_user=user,
                                   extra={"resource_group": rg, "zone": (vm.get("zones") or [None])[0]}))
         nodes.sort(key=lambda n: n.rank)
-        clients.apply_ssh_override("azure", nodes)
+        runtime = clients.finish_nodes("azure", s.cluster_name, nodes)
         return ClusterInfo(s.cluster_name, "azure", s.region, s.zone, s.instance_type, s.spot, nodes,
-                           {"broker_id": broker, "resource_group": rg})
+                           {**runtime, "broker_id": broker, "resource_group": rg})
 
     def _rg(self, cluster: ClusterInfo) -> str:
         return cluster.provider_data.get("resource_group") or group_name(cluster.cluster_name,

@@ -146,9 +146,8 @@ class GCPProvisioner:
             sched.instance_termination_action = self.config.get("spot_termination_action", "DELETE")
             sched.automatic_restart = False
             sched.on_host_maintenance = "TERMINATE"
-        meta = []
-        if spec.ssh_public_key:
-            meta.append(c.Items(key="ssh-keys", value=f"{user}:{spec.ssh_public_key.strip()}"))
+        public = spec.ssh_public_key or clients.ssh_identity()[1]
+        meta = [c.Items(key="ssh-keys", value=f"{user}:{public.strip()}")]
         return c.Instance(
             name=instance_name(spec.cluster_name, broker, rank),
             machine_type=f"zones/{zone}/machineTypes/{spec.instance_type}",
@@ -198,9 +197,9 @@ class GCPProvisioner:
                                   internal_ip=nic.network_i_p if nic is not None else None,
                                   external_ip=ext or None, ssh_user=user, extra={"zone": zone}))
         nodes.sort(key=lambda n: n.rank)
-        clients.apply_ssh_override("gcp", nodes)
+        runtime = clients.finish_nodes("gcp", s.cluster_name, nodes)
         return ClusterInfo(s.cluster_name, "gcp", s.region, zone, s.instance_type, s.spot, nodes,
-                           {"broker_id": broker, "project": clients.gcp_project()})
+                           {**runtime, "broker_id": broker, "project": clients.gcp_project()})
 
     def _wait_running(self, project: str, zone: str, cluster: str, broker: str, expect: int) -> list[Any]:
         deadline = time.monotonic() + self.timeout_s
