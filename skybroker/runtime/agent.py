@@ -100,9 +100,11 @@ def kill_env(key: str, value: str, sig: int = signal.SIGKILL, prefix: bool = Fal
 
 def ssh_argv(cluster: dict, node: dict, remote_cmd: str) -> list:
     s = node["ssh"]
+    ka = cluster.get("keepalive") or (3, 3)  # a silent worker is declared lost after ~9 s
     return ["ssh", "-i", cluster["ssh_key"], "-p", str(s["port"]), "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + cluster["known_hosts"],
-            "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=2", "-o", "ServerAliveCountMax=3",
+            "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=%d" % ka[0],
+            "-o", "ServerAliveCountMax=%d" % ka[1],
             "-o", "LogLevel=ERROR", "{}@{}".format(s["user"], s["host"]), remote_cmd]
 
 

@@ -75,6 +75,7 @@ def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
         "cluster": info.cluster_name, "nodes": nodes, "python": "python3 -S",
         "ssh_key": f"{head_sky}/key", "known_hosts": f"{head_sky}/known_hosts",
         "num_gpus_per_node": num_gpus_per_node, "node_home": bool(pd.get("node_home")),
+        "keepalive": pd.get("keepalive") or [3, 3],
         "cluster_info": {"cluster_name": info.cluster_name, "cloud": info.cloud,
                          "region": info.region, "zone": info.zone, "instance_type": info.instance_type,
                          "num_nodes": len(info.nodes), "spot": info.spot},

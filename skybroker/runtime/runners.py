@@ -195,9 +195,33 @@ class SSHRunner(Runner):
 
     def run(self, cmd: str, *, stdin: bytes | None = None, on_output: OnOutput | None = None,
             timeout: float | None = None) -> tuple[int, bytes]:
-        chan = self.client().get_transport().open_session()
-        chan.set_combine_stderr(True)
-        chan.exec_command(cmd)
+        import paramiko
+
+        try:
+            chan = self.client().get_transport().open_session(timeout=timeout)
+            if timeout is not None:
+                chan.settimeout(timeout)
+            chan.set_combine_stderr(True)
+            chan.exec_command(cmd)
+        except (EOFError, OSError, paramiko.SSHException) as e:
+            self._forget()
+            raise SkyError(f"Cannot reach {self}: {e or type(e).__name__}.") from None
+        try:
+            return self._pump(chan, stdin, on_output)
+        except TimeoutError:
+            self._forget()
+            raise SkyError(f"Cannot reach {self}: no answer within {timeout:.0f} s.") from None
+
+    def _forget(self) -> None:
+        """Drop a cached connection that stopped answering (a partitioned host keeps it 'open')."""
+        key = (self.host, self.port, self.user, self.identity_file, self.known_hosts)
+        with _conns_lock:
+            c = _conns.pop(key, None)
+        if c is not None:
+            with contextlib.suppress(Exception):
+                c.close()
+
+    def _pump(self, chan: Any, stdin: bytes | None, on_output: OnOutput | None) -> tuple[int, bytes]:
         if stdin is not None:
             chan.sendall(stdin)
         chan.shutdown_write()

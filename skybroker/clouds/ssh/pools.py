@@ -10,6 +10,7 @@
           strict_host_keys: false             # true: never record keys on first contact
           known_hosts: <home>/ssh/known_hosts.lab   # recorded host keys (default)
           hourly_price: 0.0                   # for cost reports
+          keepalive: {interval: 3, count: 3}  # head->worker: a silent worker is lost after ~9 s
 
 A host serves one cluster at a time: `launch` claims free hosts in one transaction and raises
 CapacityError(scope="region") when the pool has too few, so the failover loop moves on to the
@@ -41,6 +42,7 @@ class Pool:
     root_dir: str = "~/.skybroker"
     strict_host_keys: bool = False
     hourly_price: float = 0.0
+    keepalive: tuple[int, int] = (3, 3)
 
 
 def _host(entry: Any, user: str, pool: str) -> Host:
@@ -72,7 +74,9 @@ def load_pools() -> dict[str, Pool]:
             known_hosts=str(cfg.get("known_hosts") or home() / "ssh" / f"known_hosts.{name}"),
             root_dir=str(cfg.get("root_dir", "~/.skybroker")),
             strict_host_keys=bool(cfg.get("strict_host_keys", False)),
-            hourly_price=float(cfg.get("hourly_price", 0.0)))
+            hourly_price=float(cfg.get("hourly_price", 0.0)),
+            keepalive=(int((cfg.get("keepalive") or {}).get("interval", 3)),
+                       int((cfg.get("keepalive") or {}).get("count", 3))))
     return pools
 
 

@@ -35,7 +35,8 @@ def _runner(pool: P.Pool, host: P.Host, notify=None):
     from skybroker.runtime.runners import SSHRunner
 
     return SSHRunner(host.address, host.port, host.user, pool.identity_file, pool.known_hosts,
-                     strict_host_keys=pool.strict_host_keys, notify=notify)
+                     strict_host_keys=pool.strict_host_keys, notify=notify,
+                     connect_timeout=min(10.0, pool.keepalive[0] * pool.keepalive[1] + 2.0))
 
 
 def _pmap(fn, items):
@@ -93,6 +94,7 @@ class SSHProvisioner:
                                                  "identity_file": str(Path(pool.identity_file).expanduser()),
                                                  "known_hosts": pool.known_hosts,
                                                  "strict_host_keys": pool.strict_host_keys,
+                                                 "keepalive": list(pool.keepalive),
                                                  "tags": spec.tags()})
 
     def _nodes(self, cluster: ClusterInfo) -> tuple[P.Pool, list[tuple[NodeInfo | None, P.Host]]]:
@@ -109,6 +111,7 @@ class SSHProvisioner:
     def query(self, cluster: ClusterInfo) -> dict[str, str]:
         pool, nodes = self._nodes(cluster)
         head_root = cluster.head.extra["root"] if cluster.nodes else ""
+        liveness = pool.keepalive[0] * pool.keepalive[1] + 2.0  # same window as the head's
 
         def one(item: tuple[NodeInfo | None, P.Host]) -> tuple[str, str]:
             node, h = item
@@ -116,7 +119,7 @@ class SSHProvisioner:
             cmd = f"test -d {root} && echo DIR; cat {shlex.quote(head_root)}/.sky/stopped " \
                   f"{shlex.quote(head_root)}/.sky/autostopped 2>/dev/null; true"
             try:
-                rc, out = _runner(pool, h).run(cmd, timeout=15)
+                rc, out = _runner(pool, h).run(cmd, timeout=liveness)
             except SkyError:
                 return node.node_id, UNREACHABLE
             text = out.decode(errors="replace")
@@ -144,7 +147,8 @@ class SSHProvisioner:
             try:
                 r = _runner(pool, h)
                 for _ in range(20):  # until a pass finds nothing left (verified)
-                    rc, out = r.run(kill, stdin=_agent_stdin())
+                    rc, out = r.run(kill, stdin=_agent_stdin(),
+                                    timeout=pool.keepalive[0] * pool.keepalive[1] + 2.0)
                     if rc == 0 and out.decode().strip().splitlines()[-1:] == ["0"]:
                         break
                 else:
