@@ -30,18 +30,6 @@ SORT_KEYS = ("cost", "time")
 BlockKey = tuple[str | None, str | None, str | None, str | None, bool | None]
 
 
-_ACC_NAMES: dict[int, list[str]] = {}
-
-
-def _catalog_accelerators(t: OfferTable) -> list[str]:
-    """Distinct accelerator names of a table (memoised per column array)."""
-    key = id(t.accelerator_name)
-    if key not in _ACC_NAMES:
-        _ACC_NAMES.clear()
-        _ACC_NAMES[key] = [str(n) for n in np.unique(t.accelerator_name) if n]
-    return _ACC_NAMES[key]
-
-
 _SLICES: dict[int, tuple[np.ndarray, list[str]]] = {}
 
 
@@ -122,7 +110,7 @@ def _candidate_rows(table: OfferTable, res, funnel: _Funnel) -> None:
         name, count = acc
         # Catalog rows carry canonical names: canonicalise once, then compare exactly.
         canon = (canonical_accelerator(name)
-                 or canonical_accelerator(name, _catalog_accelerators(table)) or name)
+                 or canonical_accelerator(name, table.accelerator_names()) or name)
         has_name = funnel.col("accelerator_name") == canon
         if not has_name.any():
             known = sorted({str(n) for n in np.unique(funnel.col("accelerator_name")) if n})
