@@ -21,10 +21,21 @@ def stub():
     s.stop()
 
 
+@pytest.fixture(scope="module")
+def catalog_dir(tmp_path_factory):
+    """The shipped rows of the sizes the recorded pages price (every region), nothing else."""
+    from stubs.billing_stub import small_catalog_dir
+
+    sizes = {k[0] for k in CHECKED} | {"Standard_D2s_v3"}
+    return small_catalog_dir(tmp_path_factory.mktemp("catalogs"), "azure",
+                             lambda r: r["instance_type"] in sizes)
+
+
 @pytest.fixture
-def azure_env(stub, monkeypatch):
+def azure_env(stub, catalog_dir, monkeypatch):
     stub.requests.clear()
     stub.faults.clear()
+    monkeypatch.setenv("SKYBROKER_CATALOG_DIR", str(catalog_dir))
     monkeypatch.setenv("SKYBROKER_AZURE_PRICES_URL", stub.url + "/api/retail/prices")
     monkeypatch.setenv("SKYBROKER_REFRESH_BACKOFF", "0.001")
     monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)  # shapes from the catalog
@@ -70,7 +81,10 @@ def test_region_refresh_sends_odata_filter_and_keeps_other_regions(azure_env):
     assert "(armRegionName eq 'eastus')" in azure_env.filters()[0]
     table = load_catalog("azure")
     assert result.notes["rows_fetched"] == 5
-    assert len(table) == result.rows > 50000  # the shipped rows of other regions carried over
+    assert result.notes["rows_carried_over"] > 100  # the other regions' rows of the catalog
+    assert len(table) == result.rows == 5 + result.notes["rows_carried_over"]
+    assert {o.region for o in table} > {"eastus", "japaneast", "brazilsouth"}
+    assert "partial" in result.source
 
 
 def test_retail_parsing_skips_windows_low_priority_and_cloud_services():

@@ -114,15 +114,21 @@ def test_refresh_computes_shipped_prices(gcp_env, sky_home):
     assert "cloudbilling" in info.source and info.age_days == 0
 
 
-def test_region_refresh_merges_with_catalog_in_use(gcp_env):
+def test_region_refresh_merges_with_catalog_in_use(gcp_env, tmp_path, monkeypatch):
+    from stubs.billing_stub import small_catalog_dir
+
     from skybroker.catalog import load_catalog
     from skybroker.catalog.refresh import refresh
 
+    small = small_catalog_dir(tmp_path / "shipped", "gcp", lambda r: r["instance_type"] in (
+        "n1-standard-8", "e2-standard-4") and r["region"] in ("us-east1", "asia-northeast1"))
+    monkeypatch.setenv("SKYBROKER_CATALOG_DIR", str(small))
     result = refresh("gcp", regions=["us-east1"])
     table = load_catalog("gcp")
     regions = set(table.unique("region"))
-    assert "asia-northeast1" in regions and "us-east1" in regions  # shipped rows carried over
-    assert result.notes["rows_carried_over"] > 30000
+    assert regions == {"asia-northeast1", "us-east1"}  # the other region's rows carried over
+    assert result.notes["rows_carried_over"] == sum(o.region == "asia-northeast1" for o in table)
+    assert result.notes["carried_over_from"].startswith("anycloud-sh/catalog")
     east = [o for o in table if o.zone == "us-east1-b" and o.instance_type == "n1-standard-8"
             and not o.accelerator_name]
     assert len(east) == 1 and east[0].spot_price == pytest.approx(8 * .0098 + 30 * .0013)

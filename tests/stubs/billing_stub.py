@@ -129,3 +129,24 @@ def gcp_stub(fixtures: Path = FIXTURES / "gcp") -> PagedJSONStub:
         r"/compute/v1/projects/[^/]+/aggregated/acceleratorTypes":
             load_pages(fixtures, "accelerator_types"),
     })
+
+
+def small_catalog_dir(target: Path, cloud: str, keep) -> Path:
+    """A `SKYBROKER_CATALOG_DIR` holding the shipped `<cloud>.csv` rows where `keep(row)`.
+
+    Why: a partial refresh carries the catalog in use over; a few hundred shipped rows test
+    that as well as 57k do, without parsing and rewriting 57k rows in every test.
+    """
+    import csv
+
+    shipped = FIXTURES.parent.parent.parent / "catalogs"
+    target.mkdir(parents=True, exist_ok=True)
+    with open(shipped / f"{cloud}.csv", newline="") as src, \
+            open(target / f"{cloud}.csv", "w", newline="") as dst:
+        reader = csv.DictReader(src)
+        writer = csv.DictWriter(dst, fieldnames=reader.fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(r for r in reader if keep(r))
+    meta = json.loads((shipped / "SOURCES.json").read_text()).get(cloud, {})
+    (target / "SOURCES.json").write_text(json.dumps({cloud: meta}))
+    return target
