@@ -26,8 +26,8 @@ Contract
   stays available and otherwise picks the lowest-numbered available zone. Changing zones is a
   restart like any other (the instance is new).
 * The state is read-only for policies: the engine reuses its arrays from tick to tick, and
-  ``state.terms`` (Rq, N1, N2, computed once per state) would go stale. Proposals must be new
-  arrays (``finalize`` never mutates them).
+  ``state.terms`` (Rq, N1, N2, computed once per state) would go stale. ``finalize`` never
+  mutates a proposal, so a policy may return any array, even one of the state's.
 * New policies register themselves at import with ``register_policy(name, factory, aliases)``
   (`skybroker.policy.registry`); every module of this package is discovered on first lookup.
 """
