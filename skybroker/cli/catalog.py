@@ -67,8 +67,7 @@ def refresh_cmd(clouds: tuple[str, ...], regions: tuple[str, ...], types: tuple[
             if not as_json:
                 kept = r.notes.get("rows_carried_over") or 0
                 extra = f", {kept:,} kept from the catalog in use" if kept else ""
-                click.echo(f"{cloud}: {r.rows:,} offers{extra} -> {r.path} ({r.seconds:.1f} s)",
-                           err=True)
+                bar.print(f"{cloud}: {r.rows:,} offers{extra} -> {r.path} ({r.seconds:.1f} s)")
     if as_json:
         click.echo(json.dumps({
             "refreshed": [{"cloud": r.cloud, "path": str(r.path), "rows": r.rows,

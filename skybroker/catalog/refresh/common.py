@@ -150,6 +150,13 @@ class Progress:
                 self._bar.remove_task(self._task)
             self._task = self._bar.add_task(description, total=total)
 
+    def print(self, message: str) -> None:
+        """A line above the live bar (or plainly on stderr without one)."""
+        if self._bar is not None:
+            self._bar.console.print(message, markup=False, highlight=False)
+        else:
+            print(message, file=sys.stderr)
+
     def advance(self, n: int = 1, description: str | None = None) -> None:
         if self._bar is not None and self._task is not None:
             kw = {"description": description} if description else {}
