@@ -136,7 +136,7 @@ def evaluate(
     for p in names:
         for i, r in enumerate(records[p]):
             assert r is not None
-            r["od_cost"] = round(float(ref_od[i]), 9)
+            r["od_cost"] = float(ref_od[i])
             r["norm_cost"] = float(r["cost"] / ref_od[i]) if ref_od[i] > 0 else float("nan")
             flat.append(r)
     return ReplayResult(flat, summarize(flat, names), names, cache.warnings(), timelines)
@@ -176,6 +176,8 @@ def _optimum_record(i: int, spec: RunSpec, win: Trace | ZoneSet, gap: float, ps:
                            spec.restart_overhead_h * H, gap, ps * spec.nodes, po * spec.nodes,
                            schedule=True)
     sched = res.schedule if res.schedule is not None else np.zeros(0, np.int8)
+    if len(sched) > len(avail):  # ran past the window, where spot counts as unavailable
+        avail = np.concatenate([avail, np.zeros(len(sched) - len(avail), bool)])
     spot_h = float((sched == 1).sum()) * gap / H
     od_h = float((sched == 2).sum()) * gap / H
     finish_h = float(res.finish_s) / H if res.feasible else float("nan")
@@ -187,10 +189,15 @@ def _optimum_record(i: int, spec: RunSpec, win: Trace | ZoneSet, gap: float, ps:
         "cost": float(res.cost), "finish_h": finish_h, "met": bool(res.feasible),
         "spot_h": spot_h, "od_h": od_h,
         "idle_h": max(len(sched) * gap / H - spot_h - od_h, 0.0),
-        "switches": int(np.count_nonzero(np.diff(np.concatenate([[0], sched])) & (sched != 0)))
-        if len(sched) else 0,
-        "preemptions": 0,
+        "switches": _starts(sched),
+        "preemptions": int(np.count_nonzero((sched[:-1] == 1) & ~avail[1 : len(sched)])),
     }
+
+
+def _starts(sched: np.ndarray) -> int:
+    """(Re)starts of a schedule: ticks that run something other than the previous tick."""
+    before = np.concatenate([[0], sched[:-1]])
+    return int(np.count_nonzero((sched != before) & (sched != 0)))
 
 
 def summarize(records: list[dict], policies: Sequence[str]) -> dict[str, dict]:
