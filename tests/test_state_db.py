@@ -43,7 +43,9 @@ def test_old_database_is_migrated_forward(sky_home):
     path = sky_home / "state.db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-    for sql in db.MIGRATIONS["core"][0]:
+    from skybroker.state.schema import CORE_MIGRATIONS
+
+    for sql in CORE_MIGRATIONS[0]:
         conn.execute(sql)
     conn.execute("INSERT INTO schema_version VALUES ('core', 1)")
     conn.execute("INSERT INTO clusters(name, status) VALUES ('old', 'UP')")
