@@ -79,3 +79,20 @@ def test_failed_refresh_is_one_line_with_hint_and_exit_1(monkeypatch, capsys, sk
 def test_unknown_cloud_suggests(capsys):
     code, _, err = run(capsys, "catalog", "refresh", "azur")
     assert code == 2 and "Did you mean 'azure'?" in err
+
+
+def test_several_clouds_one_failing_reports_each_and_exits_1(azure_env, capsys, monkeypatch,
+                                                             sky_home):
+    monkeypatch.setenv("SKYBROKER_GCP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "skybroker-test")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(sky_home / "no-adc.json"))
+    monkeypatch.setenv("SKYBROKER_REFRESH_ATTEMPTS", "1")
+    code, out, _ = run(capsys, "catalog", "refresh", "azure", "gcp", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert [r["cloud"] for r in report["refreshed"]] == ["azure"]
+    assert report["refreshed"][0]["rows"] == 14
+    [failed] = report["failed"]
+    assert failed["cloud"] == "gcp" and "cannot reach the API at http://127.0.0.1:9" in failed["error"]
+    assert (sky_home / "catalogs" / "azure.csv").exists()
+    assert not (sky_home / "catalogs" / "gcp.csv").exists()
