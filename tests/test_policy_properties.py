@@ -21,7 +21,7 @@ DEADLINE_POLICIES = [p for p in policy_names() if p not in ("spot_only", "on_dem
 
 
 @st.composite
-def runs(draw, n_max=12):
+def runs(draw, n_max=24):
     """A handful of runs: bursty random traces, tick length, job, deadline and overhead."""
     n = draw(st.integers(1, n_max))
     g = float(draw(st.sampled_from([60.0, 300.0, 600.0])))
@@ -47,7 +47,7 @@ def _feasible(b) -> np.ndarray:
                      for c, d, g, r in zip(b.work, b.overhead, b.gap, b.deadline)])
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs())
 def test_deadline_policies_meet_every_feasible_deadline(batch):
     feasible = _feasible(batch)
@@ -59,7 +59,7 @@ def test_deadline_policies_meet_every_feasible_deadline(batch):
         assert np.all(met[feasible]), (name, np.flatnonzero(feasible & ~met))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs())
 def test_on_demand_only_bounds_the_cost(batch):
     """Never above on-demand only, except for overhead paid on extra restarts.
