@@ -116,23 +116,47 @@ def test_unreachable_endpoint_fails_cleanly(monkeypatch, sky_home):
     assert not (sky_home / "catalogs").exists()
 
 
+def self_signed_cert(directory) -> tuple:
+    """(cert.pem, key.pem) for 127.0.0.1, made with `cryptography` (no openssl binary)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 @pytest.fixture(scope="module")
 def arm(tmp_path_factory):
-    """The ARM resource-SKU stub over TLS with a throwaway self-signed certificate."""
+    """The ARM resource-SKU stub over TLS (azure-mgmt sends bearer tokens over https only)."""
     import ssl
-    import subprocess
 
     from stubs.retail_stub import arm_sku_stub
 
-    d = tmp_path_factory.mktemp("armtls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("armtls"))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
+    ctx.load_cert_chain(cert, key)
     s = arm_sku_stub().start(ssl_context=ctx)
-    s.cert = d / "cert.pem"
+    s.cert = cert
     yield s
     s.stop()
 
