@@ -87,12 +87,15 @@ def test_several_clouds_one_failing_reports_each_and_exits_1(azure_env, capsys, 
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "skybroker-test")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(sky_home / "no-adc.json"))
     monkeypatch.setenv("SKYBROKER_REFRESH_ATTEMPTS", "1")
-    code, out, _ = run(capsys, "catalog", "refresh", "azure", "gcp", "--json")
+    code, out, _ = run(capsys, "catalog", "refresh", "azure", "gcp", "--json",
+                       "--out", str(sky_home / "elsewhere"))
     assert code == 1
     report = json.loads(out)
     assert [r["cloud"] for r in report["refreshed"]] == ["azure"]
     assert report["refreshed"][0]["rows"] == 14
     [failed] = report["failed"]
     assert failed["cloud"] == "gcp" and "cannot reach the API at http://127.0.0.1:9" in failed["error"]
-    assert (sky_home / "catalogs" / "azure.csv").exists()
-    assert not (sky_home / "catalogs" / "gcp.csv").exists()
+    assert (sky_home / "elsewhere" / "azure.csv").exists()
+    assert "azure" in json.loads((sky_home / "elsewhere" / "SOURCES.json").read_text())
+    assert not (sky_home / "elsewhere" / "gcp.csv").exists()
+    assert not (sky_home / "catalogs").exists()  # --out: the catalog in use is untouched

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -36,9 +37,12 @@ def catalog() -> None:
               help="Only these instance types, wildcards allowed (e.g. 'g5.*,p4d.*').")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar (default: when stderr is a terminal).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write <cloud>.csv and SOURCES.json here instead of the broker home "
+                   "(e.g. to regenerate shipped catalogs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def refresh_cmd(clouds: tuple[str, ...], regions: tuple[str, ...], types: tuple[str, ...],
-                progress: bool | None, as_json: bool) -> None:
+                progress: bool | None, out_dir: str | None, as_json: bool) -> None:
     """Rebuild CLOUDS' catalogs (default: all three) into the broker home, atomically.
 
     A failed refresh leaves the catalog in use untouched and says why.
@@ -57,7 +61,8 @@ def refresh_cmd(clouds: tuple[str, ...], regions: tuple[str, ...], types: tuple[
     with Progress(progress if not as_json else False) as bar:
         for cloud in targets:
             try:
-                r = refresh(cloud, regions=_split(regions), types=_split(types), progress=bar)
+                r = refresh(cloud, regions=_split(regions), types=_split(types), progress=bar,
+                            directory=Path(out_dir) if out_dir else None)
             except CatalogError as e:
                 if len(targets) == 1 and not as_json:
                     raise
