@@ -44,10 +44,20 @@ def _endpoint(cloud: str) -> str | None:
         return None
 
 
-def _current(cloud: str) -> tuple[Path | None, str]:
-    """The catalog in use now (user's or shipped) and its source, to merge a partial refresh."""
+def _current(cloud: str, directory: Path) -> tuple[Path | None, str]:
+    """The catalog a partial refresh completes: the one already in `directory`, else the one
+    in use (user's or shipped); and its source."""
+    import json
+
     from skybroker.catalog.store import catalog_info
 
+    here = directory / f"{cloud}.csv"
+    if here.is_file():
+        try:
+            meta = json.loads((directory / "SOURCES.json").read_text()).get(cloud) or {}
+        except (OSError, ValueError, AttributeError):
+            meta = {}
+        return here, f"{meta.get('source', here)} ({meta.get('date', 'unknown date')})"
     try:
         info = catalog_info(cloud)
     except CatalogError:
@@ -80,10 +90,10 @@ def refresh(cloud: str, *, regions: list[str] | None = None, types: list[str] | 
         rows, notes = module.refresh_rows(regions=regions, progress=progress, **kwargs)
         check_rows(rows, cloud)  # a partial refresh that fetched nothing is a failure too
         fetched = len(rows)
-        old, old_source = _current(cloud)
+        directory = directory or user_catalog_dir()
+        old, old_source = _current(cloud, directory)
         rows, kept = merge_partial(old, rows, regions, types)
         source = notes.pop("source", module.SOURCE) + (" (partial refresh)" if kept else "")
-        directory = directory or user_catalog_dir()
         notes = {**notes, "rows_fetched": fetched, "rows_carried_over": kept,
                  "refresh_seconds": round(time.perf_counter() - start, 2)}
         if kept:
