@@ -143,3 +143,20 @@ def test_permission_denied_keeps_old_catalog(gcp_env, sky_home):
         refresh("gcp")
     assert "credentials rejected" in str(ei.value) and "old catalog is kept" in str(ei.value)
     assert not (sky_home / "catalogs" / "gcp.csv").exists()
+
+
+def test_regional_sku_beats_multi_regional_one_whatever_the_order():
+    from skybroker.catalog.refresh.gcp import sku_prices
+
+    def sku(desc, regions, usd):
+        return {"description": desc, "service_regions": regions,
+                "category": {"resource_family": "Compute", "usage_type": "OnDemand"},
+                "pricing_info": [{"pricing_expression": {"usage_unit": "h", "tiered_rates": [
+                    {"unit_price": {"units": "0", "nanos": int(usd * 1e9)}}]}}]}
+
+    wide = sku("N2 Instance Core running in Americas", ["us-central1", "us-east1"], 0.03)
+    narrow = sku("N2 Instance Core running in Iowa", ["us-central1"], 0.025)
+    for order in ([wide, narrow], [narrow, wide]):
+        prices = sku_prices(order)
+        assert prices[("core", "N2", "us-central1", False)] == pytest.approx(0.025)
+        assert prices[("core", "N2", "us-east1", False)] == pytest.approx(0.03)

@@ -71,6 +71,7 @@ def unit_price(sku: dict) -> float | None:
 def sku_prices(skus: Iterable[dict]) -> dict[PriceKey, float]:
     """Index Compute Engine SKUs by (core|ram|gpu, family or GPU, region, spot)."""
     out: dict[PriceKey, float] = {}
+    scope: dict[PriceKey, int] = {}  # how many regions the winning SKU covers
     for sku in skus:
         cat = sku.get("category") or {}
         usage = cat.get("usage_type")
@@ -97,9 +98,12 @@ def sku_prices(skus: Iterable[dict]) -> dict[PriceKey, float]:
                 fam = first
             kind = "core" if m.group("kind").lower() == "core" else "ram"
             keys = [(kind, f) for f in _SKU_FAMILY_ALIASES.get(fam, (fam,))]
-        for region in sku.get("service_regions") or []:
+        regions = sku.get("service_regions") or []
+        for region in regions:
             for kind, key in keys:
-                out[(kind, key, region, spot)] = price
+                k = (kind, key, region, spot)
+                if len(regions) <= scope.get(k, 1 << 30):  # a regional SKU beats a multi-region one
+                    out[k], scope[k] = price, len(regions)
     return out
 
 
