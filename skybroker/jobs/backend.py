@@ -55,15 +55,21 @@ def _clouds(task: Any) -> list[str] | None:
     return sorted(pins) if pins and None not in pins else None
 
 
+class NoPlacementError(SkyError):
+    """The optimizer finds no placement at all for the job (not a stock-out: nothing fits)."""
+
+
 def _plan(task: Any, blocked: list[tuple]) -> Any:
     from skybroker.optimizer import optimize
 
     try:
         return optimize(task, clouds=_clouds(task), blocked=blocked)
     except SkyError:
-        if not blocked:
-            raise
-        return optimize(task, clouds=_clouds(task))  # every zone was avoided: try them anyway
+        pass
+    try:  # every zone was avoided: try them anyway
+        return optimize(task, clouds=_clouds(task))
+    except SkyError as e:
+        raise NoPlacementError(str(e)) from None
 
 
 def _spec_maker(task: Any, name: str) -> Any:

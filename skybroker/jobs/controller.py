@@ -82,7 +82,7 @@ class Controller:
         self.busy: set[int] = set()
         self.cv = threading.Condition()
         self.stop = threading.Event()
-        self.lags: list[float] = []  # on-tick decision lag, seconds (benchmarks read this)
+        self.lags: list[tuple[int, float]] = []  # (tick, decision lag in s), for benchmarks
         self.log_root = jobs_dir() / "logs"
 
     def _scan(self) -> None:
@@ -106,7 +106,9 @@ class Controller:
                              event=("jobs.end", f"FAILED_CONTROLLER: cannot resume: {e}", None))
                     continue
                 self._schedule(now, jid)
-            elif r["cancel_requested"]:
+            elif r["cancel_requested"] and not self.runners[jid].cancel_seen:
+                self.runners[jid].cancel_seen = True
+                self.runners[jid].poke()
                 self._schedule(now, jid)
 
     def _schedule(self, when: float, jid: int) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from skybroker.errors import CapacityError, ResourcesUnavailableError, SkyError
 from skybroker.jobs import model as M
 from skybroker.jobs import state as S
+from skybroker.jobs.backend import NoPlacementError
 from skybroker.policy.base import NONE, SPOT
 
 TASK_ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
@@ -70,7 +71,10 @@ class JobRunner:
         self.policy = get_policy(self.p.policy) if self.p.policy else None
         self.market = MarketView(self.p) if self.p.market else None
         self.errors = 0
-        self.last_lag: float | None = None
+        self.last_lag: tuple[int, float] | None = None  # (tick, seconds late) of the last decision
+        self.cached: S.ManagedJob | None = None
+        self.cancel_seen = False
+        self.dirty = False
 
     # ---- the step ----
 
@@ -88,9 +92,21 @@ class JobRunner:
                 return None
             return time.time() + min(self.p.wall_per_tick, 2.0)
 
+    def poke(self) -> None:
+        """Something outside changed the row (a cancel request): re-read it at the next step."""
+        self.dirty = True
+
     def _step(self) -> float | None:
-        job = S.get(self.id)
+        # Polls between ticks touch no DB: the row is cached until this runner writes it or
+        # the controller pokes it (cancel). Decisions always start from the stored row.
+        job, self.cached = self.cached, None
+        if job is None or self.dirty:
+            self.dirty = False
+            job = S.get(self.id)
         if job is None or job.terminal:
+            return None
+        if job.pending and job.pending.get("finish"):  # a crash while ending the job
+            self._finish(job, job.pending["finish"], job.pending.get("reason") or "")
             return None
         if job.pending:
             self._act(job, M.Model.from_json(job.model), job.pending)
@@ -111,6 +127,7 @@ class JobRunner:
             obs = self.backend.observe(job)
             if not obs.alive or obs.task in TASK_ENDED:
                 return self._decide_and_act(job, m, now, obs, on_tick=False)
+            self.cached = job
             return min(self.p.due(m.tick), now + self.p.poll_s)
         return self.p.due(m.tick)
 
@@ -119,7 +136,7 @@ class JobRunner:
         p, t = self.p, m.tick
         if on_tick:
             dt = 0.0 if t == 0 else (p.gap_s if m.on_tick else t * p.gap_s - m.elapsed)
-            self.last_lag = now - p.due(t)
+            self.last_lag = (t, now - p.due(t))
         else:
             dt = max((now - p.t0) * p.scale - m.elapsed, 0.0)
         M.credit(p, m, dt)
@@ -172,7 +189,7 @@ class JobRunner:
         self._record(job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending)
         if pending:
             self._act(S.get(self.id), m, pending, snapshot=snap, lost=lost)
-        return self._next(M.Model.from_json(S.get(self.id).model))
+        return self._next(m)  # acting never moves the tick
 
     # ---- pieces ----
 
@@ -257,6 +274,13 @@ class JobRunner:
         job = S.get(self.id)
         try:
             got = self.backend.launch(job, kind == SPOT, name, self._blocked(m, t), self._env(job, m, t))
+        except NoPlacementError as e:
+            if kind == SPOT and snapshot is not None:  # no spot offering: on-demand may fit
+                self._launch_failed(job, m, pending, kind, str(e), snapshot, lost)
+                return
+            S.update(self.id, pending=None, model=m.to_json())
+            self._finish(S.get(self.id), S.FAILED_NO_RESOURCE, str(e).splitlines()[0], m)
+            return
         except (CapacityError, ResourcesUnavailableError) as e:
             self._launch_failed(job, m, pending, kind, str(e), snapshot, lost)
             return
@@ -300,15 +324,17 @@ class JobRunner:
                 m: M.Model | None = None) -> None:
         if job is None:
             return
+        fields: dict[str, Any] = {}
+        if m is not None:
+            fields["model"] = m.to_json()
+        # Intent first: a crash while terminating must end the job, never relaunch it.
+        S.update(self.id, pending={"finish": status, "reason": reason}, **fields)
         if job.cluster:
             log_dir = self.log_root / str(job.id) if self.log_root is not None else None
             try:
                 self.backend.terminate(job.cluster, job.cluster_info, log_dir)
             except Exception as e:  # noqa: BLE001
                 S.add_event(self.id, "jobs.error", f"terminating {job.cluster}: {e}")
-        fields: dict[str, Any] = {}
-        if m is not None:
-            fields["model"] = m.to_json()
         S.update(self.id, status=status, ended_at=time.time(), cluster=None, cluster_info=None,
                  pending=None, failure_reason=reason or None,
                  event=("jobs.end", f"{status}{': ' + reason if reason else ''}",

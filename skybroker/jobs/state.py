@@ -8,7 +8,10 @@ an unfinished action (idempotently) instead of deciding twice or forgetting a cl
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,14 +55,27 @@ _COLUMNS = ("name", "status", "submitted_at", "started_at", "ended_at", "task", 
             "cluster", "cluster_info", "placement", "cluster_job_id", "pending", "runs",
             "error_restarts", "cancel_requested", "failure_reason")
 _ready: set[str] = set()
+# The controller writes from a pool of threads: queue them on a lock instead of on SQLite's
+# busy handler, which sleeps in growing steps and made each write cost milliseconds.
+_write_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _write() -> Iterator[Any]:
+    with _write_lock, db.transaction() as conn:
+        yield conn
 
 
 def _ensure() -> None:
     """Apply the jobs migration even when this thread's connection predates its registration."""
-    path = str(db.db_path())
-    if path not in _ready:
+    import os
+
+    from skybroker.config import HOME_ENV
+
+    key = os.environ.get(HOME_ENV, "")  # cheap per-call key; the path is resolved once
+    if key not in _ready:
         db.connect().close()
-        _ready.add(path)
+        _ready.add(key)
 
 
 @dataclass
@@ -110,7 +126,7 @@ def add(name: str | None, task: dict[str, Any], params: dict[str, Any],
         model: dict[str, Any]) -> int:
     _ensure()
     now = time.time()
-    with db.transaction() as conn:
+    with _write() as conn:
         cur = conn.execute(
             "INSERT INTO managed_jobs(name, status, submitted_at, updated_at, task, params, model) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -126,7 +142,7 @@ def update(job_id: int, event: tuple[str, str, Any] | None = None, **fields: Any
     vals = _vals(fields)
     vals["updated_at"] = time.time()
     sets = ", ".join(f"{k}=?" for k in vals)
-    with db.transaction() as conn:
+    with _write() as conn:
         conn.execute(f"UPDATE managed_jobs SET {sets} WHERE id=?", (*vals.values(), job_id))
         if event is not None:
             _event(conn, job_id, *event)
@@ -139,7 +155,7 @@ def _event(conn: Any, job_id: int, kind: str, message: str, data: Any) -> None:
 
 def add_event(job_id: int, kind: str, message: str = "", data: Any = None) -> None:
     _ensure()
-    with db.transaction() as conn:
+    with _write() as conn:
         _event(conn, job_id, kind, message, data)
 
 
