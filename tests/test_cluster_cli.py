@@ -61,14 +61,17 @@ def test_errors_are_one_clear_line(tmp_path):
 
 def test_ctrl_c_detaches_without_killing(tmp_path):
     t = tmp_path / "t.yaml"
-    t.write_text("resources: {cloud: local}\nrun: |\n  echo started\n  sleep 1\n  echo finished\n")
+    go = tmp_path / "go"
+    t.write_text("resources: {cloud: local}\nrun: |\n  echo started\n"
+                 f"  while [ ! -e {go} ]; do sleep 0.05; done\n  echo finished\n")
     proc = subprocess.Popen([sys.executable, "-m", "skybroker", "launch", "-y", "-c", "cc", str(t)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     assert proc.stdout.readline().strip() == "started"
     proc.send_signal(signal.SIGINT)
     proc.wait(20)
     assert "keeps running" in proc.stderr.read()
-    assert "RUNNING" in sky("queue", "cc").stdout
+    assert "RUNNING" in sky("queue", "cc").stdout  # the CLI is gone, the job is not
+    go.touch()
     out = sky("logs", "cc").stdout
     assert "finished" in out
     assert "SUCCEEDED" in sky("queue", "cc").stdout
