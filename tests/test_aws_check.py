@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
-from stubs.aws_fixtures import isolate_aws_env
+from stubs.aws_env import isolate_aws_env
 
 from skybroker.clouds import check as chk
 
