@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skybroker.jobs import model as M
-from skybroker.policy import NONE, SPOT, get_policy
+from skybroker.policy import NONE, SPOT, get_policy, policy_names
 from skybroker.replay import make_batch, simulate
 from skybroker.traces import load_trace
 from tests.conftest import REPO
@@ -30,13 +30,12 @@ def run_model(avail: np.ndarray, params: M.Params, policy) -> tuple[list[int], M
         t += 1
 
 
-@pytest.mark.parametrize("policy", ["uniform_progress", "greedy", "on_demand", "spot_only",
-                                    "time_sliced"])
+@pytest.mark.parametrize("policy", policy_names())  # every registered policy, `best` included
 def test_model_equals_replay(policy):
     trace = load_trace(TRACE)
     rng = np.random.default_rng(7)
     g = trace.gap_s
-    for _ in range(25):
+    for _ in range(12):
         start = int(rng.integers(0, len(trace) - 400))
         dur = float(rng.uniform(2, 30)) * 3600
         dl = dur * float(rng.uniform(1.05, 2.5))

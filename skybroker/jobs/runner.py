@@ -186,7 +186,8 @@ class JobRunner:
         if overrun and cur != NONE:
             m.prev, x, restart = cur, cur, False  # keep what runs until the task says it is done
         pending = self._pending(job, m, x, cur, lost, restart, t)
-        self._record(job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending)
+        self._record(job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending,
+                     None if work == snap.work else work)
         if pending:
             self._act(S.get(self.id), m, pending, snapshot=snap, lost=lost)
         return self._next(m)  # acting never moves the tick
@@ -216,8 +217,10 @@ class JobRunner:
         name = cluster_name(job, job.runs + 1) if restart else None
         return {"tick": t, "terminate": old, "launch": x if restart else None, "name": name}
 
-    def _record(self, job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending) -> None:
+    def _record(self, job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending,
+                work_used: float | None = None) -> None:
         data = {"tick": t, "on_tick": on_tick, "elapsed": snap.elapsed, "work": snap.work,
+                "work_used": work_used,
                 "rem_before": snap.rem, "prev": snap.prev, "cur": cur, "kind": x,
                 "avail": bool(avail), "lost": bool(lost), "restart": bool(restart),
                 "lag": round(now - self.p.due(t), 4) if on_tick else None, "cost": m.cost}
@@ -298,6 +301,7 @@ class JobRunner:
         if kind == SPOT and snapshot is not None:
             # No spot anywhere right now: decide this tick again knowing it.
             m = copy.deepcopy(snapshot)
+            m.avoid = [a for a in m.avoid if t - int(a.get("tick", -99)) <= 3]
             m.avoid.append({"tick": t, "all_spot": True})
             x, cur, restart = M.decide(self.p, m, self.policy, False, lost)
             pend = self._pending(S.get(self.id), m, x, cur, lost, restart, t)
