@@ -44,3 +44,4 @@ def aws(moto_server, monkeypatch, aws_nohome):
     monkeypatch.setattr(provisioner, "_AMI_CACHE", provisioner._AMI_CACHE)  # restored after
     yield moto_server
     moto_server.clear()
+    moto_server.purge_terminated()

@@ -44,9 +44,16 @@ class MotoFaultServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, port: int = 0) -> MotoFaultServer:
-        from werkzeug.serving import make_server
+        from werkzeug.serving import WSGIRequestHandler, make_server
 
-        self._server = make_server("127.0.0.1", port, self._wsgi, threaded=True)
+        class KeepAlive(WSGIRequestHandler):
+            # HTTP/1.1 keeps botocore's connection open (a TCP handshake per call otherwise),
+            # and no Nagle: a small response would wait for the client's delayed ACK.
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+        self._server = make_server("127.0.0.1", port, self._wsgi, threaded=True,
+                                   request_handler=KeepAlive)
         self.port = self._server.server_port
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -70,6 +77,23 @@ class MotoFaultServer:
         with self._lock:
             self.faults.clear()
             self.requests.clear()
+
+    def purge_terminated(self) -> int:
+        """Drop terminated instances from moto's memory (in-process servers only).
+
+        moto filters DescribeInstances by walking every instance it remembers, and terminated
+        ones stay forever; purging them keeps a long-lived server as fast as a fresh one.
+        """
+        from moto.backends import get_backend
+
+        n = 0
+        for account in dict.values(get_backend("ec2")):
+            for backend in dict.values(account):  # only regions already created
+                for rid, res in list(backend.reservations.items()):
+                    if all(i.state == "terminated" for i in res.instances):
+                        del backend.reservations[rid]
+                        n += len(res.instances)
+        return n
 
     def fault(self, action: str, code: str, match: str = "", status: int = 400, times: int = 1) -> None:
         """Answer the next `times` calls of `action` whose decoded body contains `match`."""
