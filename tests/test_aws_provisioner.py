@@ -174,3 +174,22 @@ def test_ssh_endpoint_override_points_nodes_at_local_sshd(aws, sky_home):
     info = prov().launch(spec(n=2))
     assert [(n.external_ip, n.ssh_port) for n in info.nodes] == [("127.0.0.1", 2201), ("127.0.0.1", 2202)]
     assert info.nodes[0].extra["cloud_external_ip"]
+
+
+def test_default_image_follows_architecture_and_gpu(aws, monkeypatch):
+    from skybroker.clouds.aws import provisioner as mod
+
+    asked = []
+
+    def fake_ssm(self, ssm, name):
+        asked.append(name)
+        return None  # no SSM in moto: falls back to Canonical images by name
+
+    monkeypatch.setattr(mod.AWSProvisioner, "_ssm_image", fake_ssm)
+    monkeypatch.setattr(mod, "_AMI_CACHE", {})
+    with pytest.raises(errors.ProvisionError, match="arm64"):  # moto ships no arm64 Ubuntu
+        prov().launch(spec("arm", itype="m7g.large"))
+    prov().launch(spec("gpu", itype="g5.xlarge", accelerators={"A10G": 1}))
+    assert "/arm64/" in asked[0] and "deeplearning" in asked[1] and "x86_64" in asked[1]
+    names = [f["Filter.1.Value.1"] for f in aws.calls("DescribeImages") if "Filter.1.Value.1" in f]
+    assert "arm64" in names[0] and "amd64" in names[1]

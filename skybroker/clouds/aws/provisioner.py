@@ -9,6 +9,7 @@ tags", which makes launch idempotent and teardown complete.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from typing import Any
@@ -37,9 +38,17 @@ STATE_MAP = {"pending": PENDING, "running": RUNNING, "stopping": STOPPING, "stop
 SPOT_REASONS = ("Server.SpotInstanceTermination", "Server.SpotInstanceShutdown")
 DEFAULT_SSH_USER = "ubuntu"
 # Canonical's Ubuntu 22.04 image via SSM, else the newest Canonical image by name.
-UBUNTU_SSM = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
+UBUNTU_SSM = "/aws/service/canonical/ubuntu/server/22.04/stable/current/{arch}/hvm/ebs-gp2/ami-id"
+DLAMI_SSM = "/aws/service/deeplearning/ami/{arch}/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 CANONICAL = "099720109477"
-_AMI_CACHE: dict[str, tuple[str, str]] = {}
+_AMI_CACHE: dict[tuple[str, str, bool], tuple[str, str]] = {}
+# Graviton families carry a 'g' right after the generation digit (m7g, c6gn, x2gd, g5g, t4g).
+_GRAVITON = re.compile(r"^(a1|[a-z]+\d+g[a-z-]*)\.")
+
+
+def instance_arch(instance_type: str) -> str:
+    """'arm64' for Graviton instance types, else 'x86_64' (no API call needed)."""
+    return "arm64" if _GRAVITON.match(instance_type) else "x86_64"
 
 
 def node_state(inst: dict) -> str:
@@ -139,37 +148,45 @@ class AWSProvisioner:
         return cluster.provider_data.get("broker_id") or clients.broker_id()
 
     def _image(self, ec2: Any, spec: ClusterSpec) -> tuple[str, str]:
-        """(ami id, root device name): the task's image, config, else Ubuntu 22.04."""
+        """(ami id, root device name): the task's image, config, else a default per region,
+        architecture (Graviton types need arm64) and GPU-ness (NVIDIA drivers preinstalled)."""
         image = spec.image_id or self.config.get("image_id")
         if isinstance(image, dict):
             image = image.get(spec.region)
         if image and not str(image).startswith("ami-"):
             raise errors.InvalidRequestError(f"AWS image_id {image!r} is not an AMI id (ami-...)")
-        if not image and spec.region in _AMI_CACHE:
-            return _AMI_CACHE[spec.region]
-        if not image:
-            image = self._ssm_image(clients.aws_client("ssm", spec.region))
-        imgs = []
+        if image:
+            imgs = call(ec2.describe_images, ImageIds=[image], _where="DescribeImages")["Images"]
+            return str(image), (imgs[0].get("RootDeviceName") if imgs else None) or "/dev/sda1"
+        arch = instance_arch(spec.instance_type)
+        gpu = bool(spec.accelerators)
+        key = (spec.region, arch, gpu)
+        if key not in _AMI_CACHE:
+            _AMI_CACHE[key] = self._default_image(ec2, spec.region, arch, gpu)
+        return _AMI_CACHE[key]
+
+    def _default_image(self, ec2: Any, region: str, arch: str, gpu: bool) -> tuple[str, str]:
+        ssm = clients.aws_client("ssm", region)
+        deb = "amd64" if arch == "x86_64" else "arm64"
+        names = ([DLAMI_SSM.format(arch=arch)] if gpu else []) + [UBUNTU_SSM.format(arch=deb)]
+        image = next((i for i in map(lambda n: self._ssm_image(ssm, n), names) if i), None)
         if image:
             imgs = call(ec2.describe_images, ImageIds=[image], _where="DescribeImages")["Images"]
         else:
             imgs = call(ec2.describe_images, Owners=[CANONICAL], _where="DescribeImages", Filters=[
-                {"Name": "name", "Values": ["ubuntu/images/*ubuntu-*-amd64-server-*"]},
+                {"Name": "name", "Values": [f"ubuntu/images/*ubuntu-*-{deb}-server-*"]},
                 {"Name": "state", "Values": ["available"]}])["Images"]
             imgs.sort(key=lambda i: (i.get("CreationDate") or "", i.get("Name") or ""), reverse=True)
             if not imgs:
-                raise errors.ProvisionError(f"AWS {spec.region}: no Ubuntu image found; "
+                raise errors.ProvisionError(f"AWS {region}: no Ubuntu {deb} image found; "
                                             "set aws.image_id in config.yaml")
             image = imgs[0]["ImageId"]
-        root = (imgs[0].get("RootDeviceName") if imgs else None) or "/dev/sda1"
-        if not spec.image_id:
-            _AMI_CACHE[spec.region] = (str(image), root)
-        return str(image), root
+        return str(image), (imgs[0].get("RootDeviceName") if imgs else None) or "/dev/sda1"
 
     @staticmethod
-    def _ssm_image(ssm: Any) -> str | None:
+    def _ssm_image(ssm: Any, name: str) -> str | None:
         try:
-            return ssm.get_parameter(Name=UBUNTU_SSM)["Parameter"]["Value"]
+            return ssm.get_parameter(Name=name)["Parameter"]["Value"]
         except Exception:  # ParameterNotFound, no SSM permission: fall back to DescribeImages
             return None
 
