@@ -102,7 +102,9 @@ def test_cancel_and_down_kill_on_every_node(pool, tmp_path):
         time.sleep(0.05)
     assert len(tagged_pids("k")) >= 4
     assert api.cancel("k", [1]) == [1]
-    time.sleep(0.3)
+    deadline = time.time() + 10
+    while len(tagged_pids("k")) > 1 and time.time() < deadline:
+        time.sleep(0.05)
     assert len(tagged_pids("k")) <= 1  # the head's agent daemon may remain; job processes are gone
     assert api.queue("k")[-1].status == "CANCELLED"
     api.down("k")
