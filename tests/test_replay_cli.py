@@ -94,3 +94,17 @@ def test_help_and_list_policies():
     assert r.exit_code == 0 and "--restart-overhead" in r.output and "Examples" in r.output
     r = _run("--list-policies")
     assert "uniform_progress (alias:" in r.output
+
+
+def test_summary_by_deadline_and_overhead(tmp_path):
+    runs = tmp_path / "runs.tsv"
+    (tmp_path / TRACE.name).write_bytes(TRACE.read_bytes())
+    lines = ["trace\tstart_tick\tlength_ticks\tduration_h\tdeadline_h\trestart_overhead_h"]
+    lines += [f"{TRACE.name}\t{s}\t300\t24\t{dl}\t0.2" for s in (0, 100) for dl in (26, 40)]
+    runs.write_text("\n".join(lines) + "\n")
+    r = _run("--runs", runs, "--policy", "up,greedy", "--by", "deadline", "--json")
+    doc = json.loads(r.output)
+    assert [g["group"] for g in doc["by"]] == [{"deadline_h": 26.0}, {"deadline_h": 40.0}]
+    assert doc["by"][0]["summary"]["greedy"]["runs"] == 2
+    r = _run("--runs", runs, "--policy", "up,greedy", "--by", "deadline,overhead")
+    assert r.exit_code == 0 and "deadline" in r.output and "overhead" in r.output

@@ -80,10 +80,13 @@ Examples:
               help="Write a PNG: cost vs deadline per policy and a timeline of one run.")
 @click.option("--plot-run", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which run (0-based, in runs-file order) the timeline shows.")
+@click.option("--by", "by", default=None, metavar="deadline,overhead",
+              help="Also summarise per group of runs sharing these fields (deadline, overhead, "
+                   "duration, trace, nodes).")
 @click.option("--list-policies", is_flag=True, help="List the policies and exit.")
 def replay(traces, runs_file, policies, duration, deadline, restart_overhead, start_tick,
            length_ticks, nodes, price_od, price_spot, trace_gap, inverted_trace, as_json,
-           plot_out, plot_run, list_policies) -> None:
+           plot_out, plot_run, by, list_policies) -> None:
     """Replay spot/on-demand deadline policies on real spot-availability traces.
 
     Each run is a job of --duration hours of work that must finish by --deadline on a window
@@ -137,17 +140,24 @@ def replay(traces, runs_file, policies, duration, deadline, restart_overhead, st
         click.secho(f"Warning: {w}", fg="yellow", err=True)
     if plot_out:
         _plot(api, specs, names, ps, po, cache, result, plot_out, plot_run)
+    keys = [b.strip() for b in by.split(",") if b.strip()] if by else []
+    groups = api.summarize_by(result.records, result.policies, keys) if keys else None
     if as_json:
-        click.echo(json.dumps(_jsonable(result.to_json()), indent=1))
+        doc = result.to_json()
+        if groups is not None:
+            doc["by"] = groups
+        click.echo(json.dumps(_jsonable(doc), indent=1))
     else:
-        _render(result, specs, ps, po)
+        _render(result, specs, ps, po, keys, groups)
     if plot_out and not as_json:
         click.echo(f"Wrote {plot_out}")
 
 
 def _run(api, specs, names, ps, po, cache):
     total = len(specs) * len(names)
-    if total < _PROGRESS_MIN or not sys.stderr.isatty():
+    # The optimum is a DP per run (tens of ms each), so even modest batches deserve a bar.
+    slow = "optimum" in names and len(specs) >= 20
+    if (total < _PROGRESS_MIN and not slow) or not sys.stderr.isatty():
         return api.evaluate(specs, names, ps, po, cache)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -208,7 +218,7 @@ def _print_policies() -> None:
         click.echo(f"{OPTIMUM}: the omniscient optimum (knows the whole window; a lower bound, not a policy)")
 
 
-def _render(result, specs, ps, po) -> None:
+def _render(result, specs, ps, po, by: list[str] | None = None, groups=None) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -218,14 +228,29 @@ def _render(result, specs, ps, po) -> None:
     table = Table(title=f"{n} run{'s' if n != 1 else ''}, spot ${ps:g}/h, on-demand ${po:g}/h",
                   title_justify="left")
     table.box = box.SIMPLE_HEAD  # fits 80 columns with the longest policy names
+    sections = groups if groups is not None else [{"group": {}, "summary": result.summary}]
+    group_cols = list(sections[0]["group"]) if sections else []
+    for g in group_cols:
+        table.add_column(g.removesuffix("_h").replace("restart_", ""), no_wrap=True)
     table.add_column("policy", no_wrap=True)
-    for col in ("mean $", "p50 $", "p90 $", "vs OD", "misses", "starts", "spot"):
+    gap = any("gap_closed" in s for sec in sections for s in sec["summary"].values())
+    cols = ["mean $", "p50 $", "p90 $", "vs OD", "misses", "starts", "spot"]
+    for col in cols + (["gap closed"] if gap else []):
         table.add_column(col, justify="right", no_wrap=True)
-    for p, s in result.summary.items():
-        table.add_row(p, f"{s['mean_cost']:,.2f}", f"{s['p50_cost']:,.2f}", f"{s['p90_cost']:,.2f}",
-                      f"{s['norm_cost']:.1%}" if math.isfinite(s["norm_cost"]) else "-",
-                      str(s["misses"]) if s["misses"] == 0 else f"[red]{s['misses']}[/red]",
-                      f"{s['mean_switches']:.1f}", f"{s['spot_share']:.0%}")
+    for sec in sections:
+        first = True
+        for p, s in sec["summary"].items():
+            lead = [(f"{v:g}" if isinstance(v, float) else str(v)) if first else ""
+                    for v in sec["group"].values()]
+            row = [*lead, p, f"{s['mean_cost']:,.2f}", f"{s['p50_cost']:,.2f}", f"{s['p90_cost']:,.2f}",
+                   f"{s['norm_cost']:.1%}" if math.isfinite(s["norm_cost"]) else "-",
+                   str(s["misses"]) if s["misses"] == 0 else f"[red]{s['misses']}[/red]",
+                   f"{s['mean_switches']:.1f}", f"{s['spot_share']:.0%}"]
+            if gap:
+                v = s.get("gap_closed", float("nan"))
+                row.append(f"{v:.1%}" if math.isfinite(v) else "-")
+            table.add_row(*row, end_section=p == list(sec["summary"])[-1] and bool(group_cols))
+            first = False
     console.print(table)
     if n == 1:
         for r in result.records:

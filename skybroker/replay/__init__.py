@@ -15,6 +15,7 @@ from skybroker.replay.api import (
     replay_runs,
     resolve_policies,
     summarize,
+    summarize_by,
 )
 from skybroker.replay.engine import (
     DEFAULT_PRICE_OD,
@@ -29,5 +30,5 @@ from skybroker.replay.runs import RunSpec, TraceCache, load_runs
 __all__ = [
     "DEFAULT_PRICE_OD", "DEFAULT_PRICE_SPOT", "OPTIMUM", "Batch", "Outcome", "ReplayResult",
     "RunSpec", "TraceCache", "evaluate", "load_runs", "make_batch", "optimum_available",
-    "replay", "replay_runs", "resolve_policies", "simulate", "summarize",
+    "replay", "replay_runs", "resolve_policies", "simulate", "summarize", "summarize_by",
 ]

@@ -220,6 +220,40 @@ def summarize(records: list[dict], policies: Sequence[str]) -> dict[str, dict]:
             "spot_share": float(np.sum([r["spot_h"] for r in rs])
                                 / max(np.sum([r["spot_h"] + r["od_h"] for r in rs]), 1e-12)),
         }
+    _add_gap_closed(out)
+    return out
+
+
+def _add_gap_closed(summary: dict[str, dict]) -> None:
+    """With UP and the optimum present: the share of UP's gap to the optimum each policy closes.
+
+    (mean UP - mean policy) / (mean UP - mean optimum): 0 = UP, 1 = the optimum, negative =
+    worse than UP. This is how issue 3 scores a better policy.
+    """
+    up, opt = summary.get("uniform_progress"), summary.get(OPTIMUM)
+    if not up or not opt:
+        return
+    gap = up["mean_cost"] - opt["mean_cost"]
+    for s in summary.values():
+        s["gap_closed"] = (up["mean_cost"] - s["mean_cost"]) / gap if gap > 1e-12 else float("nan")
+
+
+BY_FIELDS = {"deadline": "deadline_h", "overhead": "restart_overhead_h", "duration": "duration_h",
+             "trace": "trace", "nodes": "nodes"}
+
+
+def summarize_by(records: list[dict], policies: Sequence[str], by: Sequence[str]) -> list[dict]:
+    """``summarize`` per group of runs sharing the ``by`` fields (e.g. deadline and overhead)."""
+    keys = [BY_FIELDS.get(b, b) for b in by]
+    for k in keys:
+        if records and k not in records[0]:
+            raise SkyError(f"cannot group by {k!r}; fields: {', '.join(sorted(BY_FIELDS))}")
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for g in sorted(groups, key=lambda t: tuple(str(x) if isinstance(x, str) else x for x in t)):
+        out.append({"group": dict(zip(keys, g)), "summary": summarize(groups[g], policies)})
     return out
 
 
