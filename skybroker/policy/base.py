@@ -72,9 +72,7 @@ class RunState:
     _terms: DeadlineTerms | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        a = self.spot_available
-        if a.dtype != bool:
-            a = self.spot_available = np.asarray(a, dtype=bool)
+        a = self.spot_available = np.asarray(self.spot_available, dtype=bool)
         #: Whether spot can be had in *some* zone now: what single-zone rules look at.
         self.spot_any: np.ndarray = a.any(axis=1) if a.ndim == 2 else a
 
@@ -147,7 +145,8 @@ class DeadlineTerms:
     need2: np.ndarray
     must_go: np.ndarray  # N1 >= Rq: one restart is all the slack left (the guarantee's test)
     two_restarts_late: np.ndarray  # N2 >= Rq: two more restarts no longer fit
-    any_must_go: bool = True  # must_go.any(), computed once for the policy and finalize
+    # must_go.any(), once for the policy and finalize (count_nonzero: ndarray.any() costs more)
+    any_must_go: bool = True
 
 
 def deadline_terms(state: RunState) -> DeadlineTerms:
@@ -164,7 +163,7 @@ def deadline_terms(state: RunState) -> DeadlineTerms:
     c /= g
     need2 = np.ceil(c, out=c)
     must = need1 >= left
-    return DeadlineTerms(left, need1, need2, must, need2 >= left, bool(must.any()))
+    return DeadlineTerms(left, need1, need2, must, need2 >= left, np.count_nonzero(must) > 0)
 
 
 def _choose_zone(state: RunState, kind: np.ndarray, proposed: np.ndarray | None) -> np.ndarray:
@@ -203,6 +202,6 @@ def finalize(state: RunState, proposal: np.ndarray | Decision) -> Decision:
     kind = kind.astype(TYPE_DTYPE, copy=False)
     # SPOT with no spot to be had becomes NONE (np.where copies: the proposal is not mutated).
     kind = np.where(np.greater(kind == SPOT, state.spot_any), _NONE8, kind)  # a > b is a & ~b
-    if np.ndim(state.spot_available) == 2:
+    if state.spot_available.ndim == 2:
         return Decision(kind, _choose_zone(state, kind, zone))
     return Decision(kind, None)

@@ -91,7 +91,7 @@ class UniformProgress(BasePolicy):
         to_od = np.greater(w < e * rate, avail)
         # Hysteresis: stay on on-demand until spot returns AND progress passes ep(e + 2d).
         on_od = state.cur == OD
-        if on_od.any():
+        if np.count_nonzero(on_od):
             below = (e + 2.0 * d) * rate >= w  # (e + 2d) * C0/R0 - W >= 0
             # on_od & (~avail | below) == on_od & ~(avail & ~below); bool a > b is a & ~b.
             to_od |= np.greater(on_od, np.greater(avail, below))
