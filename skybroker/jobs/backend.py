@@ -151,7 +151,6 @@ class RealBackend:
     def observe(self, job: Any, want_task: bool = True) -> Observation:
         from skybroker.clouds.base import PREEMPTED, RUNNING, ClusterInfo
         from skybroker.clouds.registry import get_provisioner
-        from skybroker.runtime import cluster as rt
 
         info = ClusterInfo.from_json(job.cluster_info)
         try:
@@ -160,17 +159,36 @@ class RealBackend:
             return Observation(True, False, None, None, f"query failed: {e}")
         vals = set(states.values())
         if vals != {RUNNING}:
-            return Observation(False, PREEMPTED in vals or bool(info.spot), None, None,
-                               ", ".join(f"{k}={v}" for k, v in sorted(states.items())))
+            status, ended = None, None
+            if want_task and info.provider_data.get("runner") == "local":
+                # The nodes are gone but their files stay until terminate: did the task finish
+                # just before (a preemption right at the end must not rerun it)?
+                status, ended = self._task_status(info, job.cluster_job_id)
+            return Observation(False, PREEMPTED in vals or bool(info.spot), status, None,
+                               ", ".join(f"{k}={v}" for k, v in sorted(states.items())), ended)
         status, ended = None, None
         if want_task and job.cluster_job_id is not None:
             try:
-                for row in rt.queue(info):
-                    if int(row["id"]) == int(job.cluster_job_id):
-                        status, ended = row["status"], row.get("ended")
+                status, ended = self._task_status(info, job.cluster_job_id, strict=True)
             except SkyError as e:
                 return Observation(True, False, None, None, f"queue failed: {e}")
         return Observation(True, False, status, self.progress(info), "", ended)
+
+    @staticmethod
+    def _task_status(info: Any, job_id: int | None, strict: bool = False) -> tuple[Any, Any]:
+        """(status, ended) of the task's cluster job, from the head node's agent."""
+        from skybroker.runtime import cluster as rt
+
+        if job_id is None:
+            return None, None
+        try:
+            for row in rt.queue(info):
+                if int(row["id"]) == int(job_id):
+                    return row["status"], row.get("ended")
+        except (SkyError, OSError, ValueError):
+            if strict:
+                raise
+        return None, None
 
     def progress(self, info: Any) -> float | None:
         """The task's own report: seconds of work, or a fraction/percent of the duration."""

@@ -171,23 +171,23 @@ class JobRunner:
         if obs is not None and obs.progress is not None:
             rep = obs.progress
             fresh = m.reported = -rep * float(p.duration_s or 0) if rep < 0 else rep
+        behind = fresh is not None and not lost and fresh < m.work - p.gap_s
+        if behind:  # the task's own checkpoint is a tick or more behind the model: adopt it
+            m.work = float(fresh)
+            if p.duration_s is not None:
+                m.left = max(float(p.duration_s) - m.work, 0.0)
+        # The model says done but the task has not said so: it ran past the estimate (or was
+        # lost just before the end). Keep what runs; a relaunch is decided as if 1 s were left.
         overrun = M.model_done(p, m)
-        if overrun and not job.cluster:
-            self._finish(job, S.SUCCEEDED, "the model says the work is done and no task runs", m)
-            return None
+        override = float(p.duration_s) - min(1.0, float(p.duration_s)) if overrun else None
         avail = self._available(m, lost, t)
         snap = copy.deepcopy(m)
-        work = m.work
-        if overrun:
-            work = float(p.duration_s) - min(1.0, float(p.duration_s))  # ran past the estimate
-        elif fresh is not None and fresh < m.work - p.gap_s and not lost:
-            work = fresh  # the task's own report shows a tick or more of lost work: believe it
-        x, cur, restart = M.decide(p, m, self.policy, avail, lost, work if work != m.work else None)
+        x, cur, restart = M.decide(p, m, self.policy, avail, lost, override)
         if overrun and cur != NONE:
-            m.prev, x, restart = cur, cur, False  # keep what runs until the task says it is done
+            m.prev, x, restart = cur, cur, False
         pending = self._pending(job, m, x, cur, lost, restart, t)
         self._record(job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending,
-                     None if work == snap.work else work)
+                     fresh if behind else override)
         if pending:
             self._act(S.get(self.id), m, pending, snapshot=snap, lost=lost)
         return self._next(m)  # acting never moves the tick
