@@ -12,7 +12,8 @@ import json
 import math
 
 import pytest
-from stubs.aws_fixtures import isolate_aws_env, moto_server  # noqa: F401
+from stubs.aws_env import isolate_aws_env
+from stubs.aws_fixtures import moto_server  # noqa: F401
 
 # Real on-demand prices (us-east-1, Linux, shared) as in the shipped catalogs/aws.csv.
 TYPES = ["g4dn.*", "m6i.*", "g5.xlarge", "c5.large"]
