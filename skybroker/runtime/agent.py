@@ -74,10 +74,13 @@ def job_row(root: str, job_id: int):
 # ---- processes on nodes ----
 
 
-def kill_env(key: str, value: str, sig: int = signal.SIGKILL, prefix: bool = False) -> int:
-    """Signal every process whose environment has key=value (or key=value*, with prefix).
+CLIENT_ENV = "SKYBROKER_AGENT_CLIENT=1"  # marks CLI-driven agent commands (submit, logs, ...)
 
-    Linux /proc based; returns how many processes were signalled.
+
+def kill_env(key: str, value: str, sig: int = signal.SIGKILL, prefix: bool = False,
+             skip: bytes | None = None) -> int:
+    """Signal every process whose environment has key=value (or key=value*, with prefix),
+    except those that also carry `skip`. Linux /proc based; returns how many were signalled.
     """
     needle = (f"{key}={value}").encode()
     me, n = os.getpid(), 0
@@ -88,6 +91,8 @@ def kill_env(key: str, value: str, sig: int = signal.SIGKILL, prefix: bool = Fal
             with open(f"/proc/{pid}/environ", "rb") as f:
                 env = f.read().split(b"\0")
         except OSError:
+            continue
+        if skip is not None and skip in env:
             continue
         if needle in env or (prefix and any(e.startswith(needle) for e in env)):
             try:
@@ -287,7 +292,10 @@ def read_autostop(root: str) -> dict:
 def do_autostop(root: str, cluster: dict, down: bool) -> None:
     """Idle long enough: stop every process of the cluster and leave a marker for the laptop."""
     for node in cluster["nodes"]:
-        kill_on_nodes(cluster, "SKYBROKER_NODE_TAG", node["tag"], [node])
+        if node.get("ssh"):
+            kill_on_nodes(cluster, "SKYBROKER_NODE_TAG", node["tag"], [node])
+        else:  # spare the CLI's own agent commands (e.g. the `autostop` that armed us)
+            kill_env("SKYBROKER_NODE_TAG", node["tag"], skip=CLIENT_ENV.encode())
     marker = os.path.join(sky_dir(root), "autostopped")
     with open(marker + ".tmp", "w") as f:
         json.dump({"mode": "down" if down else "stop", "time": time.time()}, f)
@@ -305,6 +313,7 @@ def daemon(root: str) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another daemon owns this cluster
+    os.environ.pop(CLIENT_ENV.split("=")[0], None)  # jobs are not CLI commands
     conn = db(root)
     # Jobs a previous daemon left mid-flight have no driver any more (cluster stopped/crashed).
     conn.execute("UPDATE jobs SET status=?, ended=?, message=? WHERE status IN (?, ?)",
@@ -328,21 +337,61 @@ def daemon(root: str) -> int:
                 do_autostop(root, load_cluster(root), bool(auto.get("down")))
                 return 0
             if (minutes is None or minutes < 0) and idle >= IDLE_EXIT_S:
-                return 0
+                # Release the lock, then look once more: a job submitted while we decided to
+                # leave saw the lock held and started no daemon; keep it from waiting forever.
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                if not conn.execute("SELECT 1 FROM jobs WHERE status=?", (PENDING,)).fetchone():
+                    return 0
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return 0  # a new daemon took over
+                idle_since = time.time()
         time.sleep(POLL_S)
 
 
-def ensure_daemon(root: str) -> None:
+def daemon_alive(root: str) -> bool:
+    """Whether a daemon holds this cluster's lock."""
     import fcntl
 
     with open(os.path.join(sky_dir(root), "daemon.lock"), "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return  # held: a daemon is running
+            return True
         fcntl.flock(lock, fcntl.LOCK_UN)
+    return False
+
+
+def ensure_daemon(root: str) -> None:
+    if daemon_alive(root):
+        return
     cluster = load_cluster(root)
-    env = dict(os.environ, SKYBROKER_NODE_TAG=cluster["nodes"][0]["tag"])
+    tag = cluster["nodes"][0]["tag"]
+    if os.environ.get("SKYBROKER_NODE_TAG") == tag:
+        # This process was started carrying the head's tag (the CLI does that): fork the
+        # daemon from it, saving a Python start-up (40-200 ms) on the first job's path.
+        pid = os.fork()
+        if pid:
+            os.waitpid(pid, 0)
+            return
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)  # the grandchild is orphaned to init: no zombie, no session
+            null = os.open(os.devnull, os.O_RDONLY)
+            log_fd = os.open(os.path.join(sky_dir(root), "daemon.log"),
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(null, 0)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.closerange(3, 1024)  # never hold the CLI's pipes open
+            os.chdir(sky_dir(root))
+            rc = daemon(root)
+        except BaseException:
+            rc = 1
+        os._exit(rc or 0)
+    env = dict(os.environ, SKYBROKER_NODE_TAG=tag)
     log = open(os.path.join(sky_dir(root), "daemon.log"), "ab")
     subprocess.Popen([sys.executable, "-S", os.path.abspath(__file__), "daemon", root], env=env,
                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -356,12 +405,22 @@ def follow(root: str, job_id: int, tail: bool = True) -> int:
     """Print the job's log (following it while active); end with a status marker line."""
     path = os.path.join(sky_dir(root), "jobs", str(job_id), "run.log")
     out, pos, last = sys.stdout.buffer, 0, b"\n"
+    checked, lost = time.time(), 0
     while True:
         row = job_row(root, job_id)
         if row is None:
             sys.stderr.write("no job %d\n" % job_id)
             return 2
         done = row["status"] in TERMINAL
+        if not done and tail and time.time() - checked > 1.0:
+            checked = time.time()
+            lost = 0 if daemon_alive(root) else lost + 1
+            if lost and row["status"] == PENDING:
+                ensure_daemon(root)  # raced with an idle daemon's exit: start one
+            elif lost >= 3:  # the driver is gone mid-job (cluster stopped/crashed): say so
+                set_job(root, job_id, True, status=FAILED, ended=time.time(),
+                        message="the job driver stopped (cluster stopped or crashed)")
+                continue
         try:
             with open(path, "rb") as f:
                 f.seek(pos)

@@ -56,8 +56,11 @@ def node_tag(info: Any, rank: int) -> str:
 
 
 def agent_cmd(runner: Runner, info: Any, *args: str) -> str:
+    """The agent command line on the head; it carries the head's tag so that a daemon it
+    forks is found (and killed) by stop/down like every other process of the node."""
     root = node_root(info.head)
-    return " ".join([runner.python, shlex.quote(f"{root}/.sky/agent.py"), *map(shlex.quote, args)])
+    tag = f"{agent_mod.CLIENT_ENV} SKYBROKER_NODE_TAG={shlex.quote(node_tag(info, info.head.rank))}"
+    return " ".join([tag, runner.python, shlex.quote(f"{root}/.sky/agent.py"), *map(shlex.quote, args)])
 
 
 def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
