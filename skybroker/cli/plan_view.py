@@ -69,6 +69,7 @@ def _default():
 
 def _catalog_line(clouds: list[str]) -> str:
     from skybroker.catalog import catalog_info
+    from skybroker.catalog.store import user_catalog_dir
 
     parts = []
     for c in clouds:
@@ -77,9 +78,10 @@ def _catalog_line(clouds: list[str]) -> str:
         except Exception:  # noqa: BLE001 - a missing date must not break a plan
             continue
         age = f" ({info.age.days} days old)" if info.age is not None else ""
-        parts.append(f"{c} as of {info.date or 'an unknown date'}{age}")
-    return ("Prices: " + "; ".join(parts) + " (sources: catalogs/SOURCES.json;"
-            " `sky show-gpus` for details)") if parts else ""
+        refreshed = " refreshed" if str(info.path).startswith(str(user_catalog_dir())) else ""
+        parts.append(f"{c}{refreshed} as of {info.date or 'an unknown date'}{age}")
+    return ("Prices: " + "; ".join(parts) + " (`sky catalog info` for sources;"
+            " `sky catalog refresh` to update)") if parts else ""
 
 
 def _rows_for_table(plan) -> list[int]:
