@@ -61,3 +61,20 @@ def test_shipped_runs_and_traces_give_the_same_costs(oracle_result):
 
     mine = replay_runs(SHIPPED_RUNS, ["uniform_progress"])
     assert np.array_equal(mine.costs("uniform_progress"), oracle_result.costs("uniform_progress"))
+
+
+def test_optimum_pseudo_policy_matches_the_reference_column(oracle_rows, tmp_path):
+    """Through replay's optimum path (same windows, prices, nodes): the reference optimum."""
+    from skybroker.replay import optimum_available, replay_runs
+
+    if not optimum_available():
+        pytest.skip("skybroker.policy.optimum not present")
+    sample = oracle_rows[::54]  # 20 rows across traces, deadlines and overheads
+    runs = tmp_path / "runs.tsv"
+    cols = ["trace", "start_tick", "length_ticks", "duration_h", "deadline_h", "restart_overhead_h"]
+    runs.write_text("\t".join(cols) + "\n" + "".join(
+        "\t".join([str((ORACLE.parent / r["trace"]).resolve())] + [r[c] for c in cols[1:]]) + "\n"
+        for r in sample))
+    got = replay_runs(runs, ["optimum"]).costs("optimum")
+    want = np.array([float(r["cost_optimum"]) for r in sample])
+    assert np.abs(got - want).max() < 1e-6
