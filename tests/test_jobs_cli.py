@@ -37,8 +37,9 @@ def test_failover_job_runs_to_success_via_cli(fast_jobs, tmp_path):
     from skybroker import jobs
     from skybroker.jobs import state as S
 
-    out = _sky("jobs", "launch", "-y", "-d", str(_task(tmp_path, "echo hello-managed")))
+    out = _sky("jobs", "launch", "-y", str(_task(tmp_path, "echo hello-managed")))
     job_id = int(out.split("Managed job ")[1].split()[0])
+    assert "hello-managed" in out and f"Managed job {job_id} SUCCEEDED" in out  # streamed
     job = jobs.wait(job_id, timeout=30)
     assert job.status == "SUCCEEDED", S.events(job_id)
     assert "hello-managed" in _sky("jobs", "logs", str(job_id))
@@ -105,3 +106,4 @@ def test_policy_validation(fast_jobs, tmp_path):
     jid = jobs.launch(task, policy="EAGER_NEXT_REGION", start_controller=False)
     assert S.get(jid).params["recovery"] == "eager_next_region"
     assert S.get(jid).params["policy"] is None
+

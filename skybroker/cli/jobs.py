@@ -87,10 +87,9 @@ def _fmt(v, spec: str = ".2f", unit: str = "") -> str:
 
 
 @jobs.command(context_settings=CTX)
-@click.option("-a", "--all", "all_", is_flag=True, default=True, hidden=True)
 @click.option("--active", is_flag=True, help="Only unfinished jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
-def queue(all_, active, as_json):
+def queue(active, as_json):
     """Show managed jobs: status, placement, hours, cost so far / projected, deadline slack."""
     from skybroker import jobs as api
     from skybroker.cli.status import ago, table
