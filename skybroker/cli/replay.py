@@ -180,9 +180,8 @@ def _plot(api, specs, names, ps, po, cache, result, out, run_index):
     curves = result
     if len({s.deadline_h for s in specs}) == 1:  # one deadline: sweep it for the curve
         s0 = specs[run_index]
-        hi = max(s0.deadline_h, 2 * s0.duration_h)
-        lo = s0.duration_h + s0.restart_overhead_h
-        sweep = sorted({round(x, 2) for x in [*list(_linspace(lo, hi, 9)), s0.deadline_h]})
+        gap_h = cache.window(s0).gap_s / 3600.0
+        sweep = _deadline_grid(s0.duration_h, s0.restart_overhead_h, s0.deadline_h, gap_h)
         curves = api.evaluate([replace(s0, deadline_h=x) for x in sweep], names, ps, po, cache)
     one = api.evaluate([specs[run_index]], names, ps, po, cache, timeline_run=0)
     s = specs[run_index]
@@ -190,8 +189,15 @@ def _plot(api, specs, names, ps, po, cache, result, out, run_index):
     plot_replay(curves, one, out, title=title, policies=names)
 
 
-def _linspace(lo: float, hi: float, n: int) -> list[float]:
-    return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+def _deadline_grid(c0: float, d: float, deadline: float, gap_h: float, points: int = 10) -> list[float]:
+    """Deadlines for the cost curve: from the first feasible one (on-demand from the start
+    just makes it, in whole ticks) to twice the job, on a step anchored at the given deadline."""
+    lo = math.ceil((c0 + d) / gap_h - 1e-9) * gap_h
+    hi = max(deadline, 2 * c0)
+    step = max((hi - lo) / (points - 1), gap_h)
+    k_lo, k_hi = math.ceil((lo - deadline) / step - 1e-9), math.floor((hi - deadline) / step + 1e-9)
+    grid = {round(deadline + k * step, 6) for k in range(k_lo, k_hi + 1)}
+    return sorted(grid | {round(lo, 6), round(deadline, 6)} if deadline >= lo else grid | {round(lo, 6)})
 
 
 def _jsonable(obj):

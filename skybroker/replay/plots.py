@@ -17,11 +17,16 @@ from skybroker.replay.api import ReplayResult
 _COLORS = {
     "on_demand": "#d62728", "greedy": "#ff7f0e", "uniform_progress": "#1f77b4",
     "spot_only": "#9467bd", "time_sliced": "#8c564b", "optimum": "#2ca02c", "best": "#17becf",
+    "slack_reserve": "#17becf",
 }
 
 
+_SPARE = ["#e377c2", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a"]
+
+
 def _color(name: str, k: int) -> str:
-    return _COLORS.get(name, f"C{k % 10}")
+    """Fixed colours for known policies; others get spare colours that clash with none."""
+    return _COLORS.get(name, _SPARE[k % len(_SPARE)])
 
 
 def cost_curves(result: ReplayResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
