@@ -264,3 +264,13 @@ def test_local_price_as_a_real_instance(tmp_path, sky_home):
     unit = local_price_as("local.small", False)
     assert 0.05 < unit < 0.5
     assert cstate.get("priced").hourly_price == pytest.approx(2 * unit)
+
+
+def test_reuse_refuses_another_cloud_or_more_nodes(tmp_path):
+    api.launch(task_file(tmp_path, "run: echo x\n"), "one", on_line=lambda s: None)
+    with pytest.raises(SkyError, match="has 1 node"):
+        api.launch(task_file(tmp_path, "num_nodes: 2\nrun: echo x\n", "t2.yaml"), "one")
+    other = tmp_path / "ssh.yaml"
+    other.write_text("resources: {cloud: ssh}\nrun: echo x\n")
+    with pytest.raises(SkyError, match="runs on local; the task asks for ssh"):
+        api.launch(str(other), "one")

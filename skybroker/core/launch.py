@@ -233,6 +233,13 @@ def launch(tasks: list[Any], cluster_name: str | None = None, *, detach_run: boo
         rec = cstate.get(name)
     if rec is not None and rec.status == cstate.UP and rec.info:
         need = max(int(getattr(t, "num_nodes", 1) or 1) for t in tasks)
+        pins = {getattr(r, "cloud", None) for t in tasks for r in t.resources or []} - {None}
+        if clouds:
+            pins |= {c.lower() for c in clouds}
+        if pins and rec.cloud not in pins:
+            raise SkyError(f"Cluster {name} runs on {rec.cloud}; the task asks for "
+                           f"{', '.join(sorted(pins))}.",
+                           hint="Launch it on a new cluster name, or `sky down` this one first.")
         if need > rec.num_nodes:
             raise SkyError(f"Cluster {name} has {rec.num_nodes} node(s); the task needs {need}.",
                            hint="Launch it on a new cluster name, or `sky down` this one first.")
