@@ -108,3 +108,11 @@ def test_summary_by_deadline_and_overhead(tmp_path):
     assert doc["by"][0]["summary"]["greedy"]["runs"] == 2
     r = _run("--runs", runs, "--policy", "up,greedy", "--by", "deadline,overhead")
     assert r.exit_code == 0 and "deadline" in r.output and "overhead" in r.output
+
+
+def test_plot_deadline_grid_starts_feasible_and_keeps_the_deadline():
+    from skybroker.cli.replay import _deadline_grid
+
+    grid = _deadline_grid(48, 0.2, 60, 1 / 6)
+    assert grid[0] == pytest.approx(48 + 2 / 6)  # ceil((C0 + d) / g) ticks
+    assert 60 in grid and grid == sorted(grid) and len(grid) >= 8
