@@ -252,6 +252,7 @@ def launch(tasks: list[Any], cluster_name: str | None = None, *, detach_run: boo
                                     sort_by=sort_by, log=log, confirm=ask)
         gpus = _gpus_per_node(task, placement)
     rt.prepare(info, task, num_gpus_per_node=gpus, notify=log)
+    cstate.upsert(name, info=info.to_json())  # node roots may have been resolved just now
     rec = cstate.get(name)
     if rec and rec.autostop_minutes is not None and rec.autostop_minutes >= 0 and not reused:
         rt.set_autostop(info, rec.autostop_minutes, rec.autostop_down)

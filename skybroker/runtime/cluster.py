@@ -36,16 +36,51 @@ def node_root(node: Any) -> str:
     return node.extra["root"]
 
 
+def _reach(info: Any) -> dict[str, Any]:
+    """How to reach the nodes: provider_data, with defaults for SDK-cloud VMs (the broker's
+    own key from `clients.ssh_identity()`, host keys recorded per cluster)."""
+    pd = dict(info.provider_data or {})
+    if info.cloud == "local":
+        pd.setdefault("runner", "local")
+        return pd
+    pd.setdefault("runner", "ssh")
+    if "identity_file" not in pd:
+        from skybroker.clouds.clients import ssh_identity
+
+        pd["identity_file"] = ssh_identity()[0]
+    if "known_hosts" not in pd:
+        from skybroker.config import home
+
+        pd["known_hosts"] = str(home() / "ssh" / f"known_hosts.{info.cloud}.{info.cluster_name}")
+    return pd
+
+
 def node_runner(info: Any, node: Any, notify: Callable[[str], None] | None = None) -> Runner:
-    pd = info.provider_data
-    if pd.get("runner", "local") == "local":
+    pd = _reach(info)
+    if pd["runner"] == "local":
         return LocalRunner(f"{info.cluster_name}/{node.rank}")
     return SSHRunner(node.external_ip or node.internal_ip, node.ssh_port, node.ssh_user or "root",
                      pd["identity_file"], pd["known_hosts"],
                      strict_host_keys=bool(pd.get("strict_host_keys")), notify=notify)
 
 
+def ensure_roots(info: Any, nodes: Sequence[Any] | None = None) -> bool:
+    """Give nodes without a root one under their home (`~/.skybroker/<cluster>/<rank>`, asked
+    over SSH once). Returns whether anything changed (the caller persists the info)."""
+    todo = [n for n in (nodes if nodes is not None else info.nodes) if not n.extra.get("root")]
+
+    def resolve(n: Any) -> None:
+        home = check(node_runner(info, n), "echo $HOME", "resolving $HOME").decode().strip()
+        n.extra["home"] = home.splitlines()[-1]
+        n.extra["root"] = f"{n.extra['home']}/.skybroker/{info.cluster_name}/{n.rank}"
+
+    if todo:
+        _parallel(resolve, todo)
+    return bool(todo)
+
+
 def head_runner(info: Any) -> Runner:
+    ensure_roots(info, [info.head])
     return node_runner(info, info.head)
 
 
@@ -64,8 +99,8 @@ def agent_cmd(runner: Runner, info: Any, *args: str) -> str:
 
 
 def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
-    pd = info.provider_data
-    remote = pd.get("runner") == "ssh"
+    pd = _reach(info)
+    remote = pd["runner"] == "ssh"
     nodes = []
     for n in sorted(info.nodes, key=lambda n: n.rank):
         ssh = None
@@ -127,9 +162,10 @@ def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0,
         if not p.exists():
             raise SkyError(f"file_mounts source {src!r} (for {dst}) does not exist.")
         mounts.append((str(dst), p, list_files(p) if p.is_dir() else None))
+    ensure_roots(info)
     cj = cluster_json(info, num_gpus_per_node)
     agent_bytes = AGENT_SRC.read_bytes()
-    pd = info.provider_data
+    pd = _reach(info)
 
     def prep(node: Any) -> None:
         r = node_runner(info, node, notify)
@@ -138,7 +174,7 @@ def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0,
                                 (f"{root}/sky_workdir", None, None)]
         if node.rank == info.head.rank:
             entries.append((f"{root}/.sky/cluster.json", json.dumps(cj, indent=1).encode(), 0o600))
-            if pd.get("runner") == "ssh" and len(info.nodes) > 1:
+            if pd["runner"] == "ssh" and len(info.nodes) > 1:
                 # The head reaches workers with the pool's key and the recorded host keys.
                 entries.append((f"{root}/.sky/key", Path(pd["identity_file"]).expanduser().read_bytes(), 0o600))
                 entries.append((f"{root}/.sky/known_hosts", Path(pd["known_hosts"]).read_bytes(), 0o600))
