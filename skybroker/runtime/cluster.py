@@ -114,6 +114,9 @@ def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
         "ssh_key": f"{head_sky}/key", "known_hosts": f"{head_sky}/known_hosts",
         "num_gpus_per_node": num_gpus_per_node, "node_home": bool(pd.get("node_home")),
         "keepalive": pd.get("keepalive") or [3, 3],
+        # {"stop": argv, "down": argv}: what the head runs when autostop fires, after killing
+        # the cluster's processes (an SDK cloud sets e.g. ["sudo", "shutdown", "-h", "now"]).
+        "autostop_hook": pd.get("autostop_hook"),
         "cluster_info": {"cluster_name": info.cluster_name, "cloud": info.cloud,
                          "region": info.region, "zone": info.zone, "instance_type": info.instance_type,
                          "num_nodes": len(info.nodes), "spot": info.spot},
