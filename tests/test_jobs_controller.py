@@ -26,9 +26,11 @@ class FakeBackend:
         self.preempted_at: dict[str, float] = {}
         self.latency: list[float] = []
         self.fail_observe = False
+        self.blocked: list[list[tuple]] = []
 
     def launch(self, job, spot, name, blocked, env):
         self.calls.append(("launch", name, spot))
+        self.blocked.append(list(blocked))
         if spot and not self.spot_ok:
             raise CapacityError("no spot (fake)", "zone")
         assert not [c for c in self.clusters.values() if c["job"] == job.id], "two clusters"
@@ -128,9 +130,13 @@ def test_interrupted_end_is_finished_not_relaunched(task):
     assert not [c for c in be.calls if c[0] == "launch"]
 
 
-def test_preemption_to_relaunch_decision_well_under_5s(task):
+@pytest.mark.parametrize("strategy,block", [
+    ("failover", ("fake", "r", "z1", None, True)),  # the preempted zone, spot only
+    ("eager_next_region", ("fake", "r", None, None, True)),  # the whole region
+])
+def test_preemption_to_relaunch_decision_well_under_5s(task, strategy, block):
     be = FakeBackend()
-    jid = _launch(task, policy="failover")
+    jid = _launch(task, policy=strategy)
     ctl = _serve(be)
     try:
         for _ in range(3):
@@ -141,6 +147,7 @@ def test_preemption_to_relaunch_decision_well_under_5s(task):
         assert max(be.latency) < 2.0  # poll 0.1 s + a step, on a loaded machine
         assert S.get(jid).status in (S.RUNNING, S.RECOVERING)
         assert M_preemptions(jid) == 3
+        assert be.blocked[0] == [] and all(block in b for b in be.blocked[1:])
         S.update(jid, cancel_requested=True, status=S.CANCELLING)
         _until(lambda: S.get(jid).status == S.CANCELLED)
         assert be.clusters == {}
