@@ -193,3 +193,20 @@ def test_default_image_follows_architecture_and_gpu(aws, monkeypatch):
     assert "/arm64/" in asked[0] and "deeplearning" in asked[1] and "x86_64" in asked[1]
     names = [f["Filter.1.Value.1"] for f in aws.calls("DescribeImages") if "Filter.1.Value.1" in f]
     assert "arm64" in names[0] and "amd64" in names[1]
+
+
+def test_open_ports_adds_rules_once(aws):
+    p = prov()
+    info = p.launch(spec())
+    p.open_ports(info, ["7000", "7000", "7100-7200"])
+    p.open_ports(info, ["7000"])  # duplicates are fine
+    sg = clients.aws_client("ec2", "us-east-1").describe_security_groups(Filters=[
+        {"Name": f"tag:{TAG_BROKER}", "Values": [clients.broker_id()]}])["SecurityGroups"][0]
+    assert {(r["FromPort"], r["ToPort"]) for r in sg["IpPermissions"]} == {(22, 22), (7000, 7000), (7100, 7200)}
+
+
+def test_sky_check_verify_calls_sts(aws):
+    from skybroker.clouds.check import check_aws
+
+    r = check_aws(verify=True)
+    assert r.ok and "account 123456789012" in r.detail

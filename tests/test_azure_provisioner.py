@@ -99,3 +99,12 @@ def test_failed_create_is_replaced_on_relaunch(arm):
 def test_throttling_is_retried(arm):
     arm.fail_vm_create("TooManyRequests", http=429, times=2)
     assert prov().launch(spec()).nodes
+
+
+def test_open_ports_extends_the_nsg(arm):
+    p = prov()
+    info = p.launch(spec(ports=["8080"]))
+    p.open_ports(info, ["8080", "9000-9100"])
+    nsg = arm.requests("PUT", r"/networkSecurityGroups/")[-1]
+    assert [r["properties"]["destinationPortRange"] for r in nsg["properties"]["securityRules"]] == [
+        "22", "8080", "9000-9100"]

@@ -121,3 +121,13 @@ def test_no_adc_and_no_endpoint_is_a_credentials_error(gce, monkeypatch):
     monkeypatch.delenv("SKYBROKER_GCP_ENDPOINT")
     with pytest.raises(errors.CredentialsError):
         prov().launch(spec())
+
+
+def test_open_ports_patches_the_cluster_firewall(gce):
+    p = prov()
+    info = p.launch(spec(ports=["8080"]))
+    p.open_ports(info, ["9000-9100"])
+    p.open_ports(info, ["8080"])  # nothing new: no patch
+    (fw,) = gce.firewalls.values()
+    assert fw["allowed"] == [{"IPProtocol": "tcp", "ports": ["22", "8080", "9000-9100"]}]
+    assert len(gce.requests("PATCH", r"/firewalls/")) == 1

@@ -180,7 +180,13 @@ class GCPProvisioner:
                           allowed=[c.Allowed(I_p_protocol="tcp", ports=["22", *ports])])
         op = call(fw.insert, project=project, firewall_resource=body, _where="firewalls.insert",
                   _ok=(409,))
-        if op is None:  # exists: make it allow these ports too
+        if op is None:  # exists: allow these ports too, keeping what it allows already
+            have = call(fw.get, project=project, firewall=name, _where="firewalls.get")
+            old = [p for a in have.allowed for p in a.ports]
+            merged = list(dict.fromkeys([*old, "22", *ports]))
+            if merged == old:
+                return
+            body.allowed = [c.Allowed(I_p_protocol="tcp", ports=merged)]
             op = call(fw.patch, project=project, firewall=name, firewall_resource=body,
                       _where="firewalls.patch")
         self._wait_op(op, "firewalls")
