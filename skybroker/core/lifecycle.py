@@ -133,7 +133,7 @@ def stop(name: str, log: Callable[[str], None] = _err) -> None:
     _provisioner(rec).stop(info)
     cstate.upsert(name, status=cstate.STOPPED)
     cstate.usage_end(name, "stop")
-    jstate.fail_unfinished(name, jstate.CANCELLED)
+    jstate.fail_unfinished(name)  # as the head's agent will say: their driver stopped
     events.add("cluster.stop", "stopped by user", cluster=name)
     log(f"Cluster {name} stopped.")
 

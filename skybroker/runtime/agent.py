@@ -460,8 +460,17 @@ def submit(root: str, do_follow: bool) -> int:
     return follow(root, job_id) if do_follow else 0
 
 
+def orphan_check(conn: sqlite3.Connection, root: str) -> None:
+    """Active jobs without a daemon lost their driver (cluster stopped, or it crashed)."""
+    if not daemon_alive(root):
+        conn.execute("UPDATE jobs SET status=?, ended=?, message=? WHERE status IN (?, ?)",
+                     (FAILED, time.time(), "the job driver stopped (cluster stopped or crashed)",
+                      SETTING_UP, RUNNING))
+
+
 def queue(root: str) -> int:
     conn = db(root)
+    orphan_check(conn, root)
     rows = [dict(r) for r in conn.execute("SELECT id, name, status, submitted, started, ended, rc, "
                                           "pids, message FROM jobs ORDER BY id")]
     print(json.dumps(rows))
