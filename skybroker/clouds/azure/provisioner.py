@@ -160,7 +160,7 @@ class AzureProvisioner:
             "storageProfile": {"imageReference": image_ref, "osDisk": {
                 "createOption": "FromImage", "diskSizeGB": int(spec.disk_size_gb),
                 "deleteOption": "Delete", "managedDisk": {"storageAccountType": "StandardSSD_LRS"}}},
-            "osProfile": {"computerName": name[:64], "adminUsername": user, "linuxConfiguration": {
+            "osProfile": {"computerName": re.sub(r"[^A-Za-z0-9-]", "-", name)[:64], "adminUsername": user, "linuxConfiguration": {
                 "disablePasswordAuthentication": True, "ssh": {"publicKeys": [{
                     "path": f"/home/{user}/.ssh/authorized_keys", "keyData": public.strip()}]}}},
             "networkProfile": {"networkInterfaces": [{"id": nic, "properties": {
@@ -193,7 +193,7 @@ class AzureProvisioner:
         subnet = self._network(spec, rg, tags)
         pollers = []
         for rank in range(spec.num_nodes):
-            name = f"{spec.cluster_name}-{rank}"[:64]
+            name = re.sub(r"[^A-Za-z0-9_.-]", "-", f"{spec.cluster_name}-{rank}")[:64]
             if name in existing:
                 continue
             nic = self._nic(spec, rg, name, subnet, {**tags, TAG_NODE_RANK: str(rank)})
