@@ -160,16 +160,22 @@ def test_job_survives_client_and_cancel_kills_everywhere(tmp_path):
     assert lines == ["after-cancel"]  # a command runs on one node (num_nodes defaults to 1)
 
 
-def test_exec_queues_in_order(tmp_path):
-    f = task_file(tmp_path, "run: echo first\n")
-    api.launch(f, "q", on_line=lambda s: None)
+def test_exec_queue_order_and_sharing(tmp_path):
+    api.launch(task_file(tmp_path, "run: echo first\n"), "q", on_line=lambda s: None)  # 4 vCPUs
     log = tmp_path / "order"
-    api.exec("q", f"sleep 0.3; echo a >> {log}", detach_run=True)
-    api.exec("q", f"echo b >> {log}", detach_run=True)
-    out = api.exec("q", f"echo c >> {log}", on_line=lambda s: None)
+    whole = tmp_path / "whole.yaml"  # each asks for the whole node: they queue, in order
+    for name, cmd in (("a", "sleep 0.3; echo a"), ("b", "echo b"), ("c", "echo c")):
+        whole.write_text(f"resources: {{cloud: local, cpus: 4}}\nrun: {cmd} >> {log}\n")
+        out = api.exec("q", str(whole), detach_run=name != "c", on_line=lambda s: None)
     assert out.status == "SUCCEEDED"
     assert log.read_text().split() == ["a", "b", "c"]
-    assert [j.job_id for j in api.queue("q")] == [1, 2, 3, 4]
+    # Small jobs (0.5 CPU by default) share the node: the first waits for the second.
+    flag = tmp_path / "flag"
+    api.exec("q", f"for i in $(seq 200); do [ -e {flag} ] && exit 0; sleep 0.02; done; exit 1",
+             detach_run=True)
+    assert api.exec("q", f"touch {flag}", on_line=lambda s: None).status == "SUCCEEDED"
+    assert api.logs("q", 5, on_line=lambda s: None).status == "SUCCEEDED"
+    assert [j.job_id for j in api.queue("q")] == [1, 2, 3, 4, 5, 6]
 
 
 def test_stop_start_down_leave_nothing_running(tmp_path):

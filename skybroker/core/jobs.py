@@ -108,7 +108,8 @@ def exec_task(name: str, task: Any, *, detach: bool = False,
     need = int(getattr(task, "num_nodes", 1) or 1)
     if need > rec.num_nodes:
         raise SkyError(f"Cluster {name} has {rec.num_nodes} node(s); the task needs {need}.")
-    rt.prepare(info, task, num_gpus_per_node=int(rec.metadata.get("gpus_per_node") or 0), notify=log)
+    rt.prepare(info, task, num_gpus_per_node=int(rec.metadata.get("gpus_per_node") or 0),
+               node_cpus=rec.metadata.get("vcpus_per_node"), notify=log)
     return run_job(name, info, task, with_setup=False, detach=detach,
                    on_line=on_line or (lambda s: print(s, flush=True)), log=log)
 

@@ -196,7 +196,8 @@ def provision(task: Any, name: str, *, clouds: list[str] | None, retry_until_up:
     now = time.time()
     cstate.upsert(name, status=cstate.UP, info=info.to_json(), launched_at=now,
                   metadata={"task": getattr(task, "name", None),
-                            "gpus_per_node": _gpus_per_node(task, placement)})
+                            "gpus_per_node": _gpus_per_node(task, placement),
+                            "vcpus_per_node": getattr(placement.offer, "vcpus", None)})
     rec = cstate.get(name)
     cstate.usage_start(rec, now)
     events.add("cluster.up", f"launched on {placement.offer.cloud}/{placement.offer.region}"
@@ -245,13 +246,15 @@ def launch(tasks: list[Any], cluster_name: str | None = None, *, detach_run: boo
                            hint="Launch it on a new cluster name, or `sky down` this one first.")
         info, placement, reused = rec.cluster_info(), None, True
         gpus = int(rec.metadata.get("gpus_per_node") or 0)
+        vcpus = rec.metadata.get("vcpus_per_node")
         log(f"Reusing UP cluster {name} ({rec.cloud}/{rec.region}, {rec.instance_type}).")
     else:
         ask = None if yes or not sys.stdin.isatty() else _ask
         info, placement = provision(task, name, clouds=clouds, retry_until_up=retry_until_up,
                                     sort_by=sort_by, log=log, confirm=ask)
         gpus = _gpus_per_node(task, placement)
-    rt.prepare(info, task, num_gpus_per_node=gpus, notify=log)
+        vcpus = getattr(placement.offer, "vcpus", None)
+    rt.prepare(info, task, num_gpus_per_node=gpus, node_cpus=vcpus, notify=log)
     cstate.upsert(name, info=info.to_json())  # node roots may have been resolved just now
     rec = cstate.get(name)
     if rec and rec.autostop_minutes is not None and rec.autostop_minutes >= 0 and not reused:
@@ -259,7 +262,7 @@ def launch(tasks: list[Any], cluster_name: str | None = None, *, detach_run: boo
     result = LaunchResult(name, None, 0, None, placement, reused)
     for i, t in enumerate(tasks):
         if i:
-            rt.prepare(info, t, num_gpus_per_node=gpus, notify=log)
+            rt.prepare(info, t, num_gpus_per_node=gpus, node_cpus=vcpus, notify=log)
         from skybroker.core.jobs import run_job
 
         outcome = run_job(name, info, t, with_setup=True, detach=detach_run or not stream,

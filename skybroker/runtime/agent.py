@@ -305,6 +305,59 @@ def do_autostop(root: str, cluster: dict, down: bool) -> None:
         subprocess.call(hook)
 
 
+def job_demand(cluster: dict, spec: dict, root: str) -> dict:
+    """What a job holds while it runs: nodes, CPUs and GPUs per node, or the whole cluster.
+
+    Like SkyPilot: a task asks for its `cpus`/accelerators (default 0.5 CPU, no GPU), so
+    small jobs share a cluster; a job that must (re)run setup has the cluster to itself.
+    """
+    try:
+        with open(os.path.join(sky_dir(root), "setup_hash")) as f:
+            done = f.read().strip()
+    except OSError:
+        done = ""
+    cap_cpus, cap_gpus = cluster.get("node_cpus"), float(cluster.get("num_gpus_per_node") or 0)
+    cpus = float(spec.get("cpus") or 0.5)
+    gpus = float(spec.get("gpus") or 0)
+    return {"nodes": int(spec.get("num_nodes") or len(cluster["nodes"])),
+            "cpus": min(cpus, float(cap_cpus)) if cap_cpus else cpus,
+            "gpus": min(gpus, cap_gpus),
+            "exclusive": bool(spec.get("setup")) and spec.get("setup_hash") != done}
+
+
+def fits(cluster: dict, want: dict, running: dict) -> bool:
+    if want["exclusive"]:
+        return not running
+    if any(d["exclusive"] for _, d in running.values()):
+        return False
+    cap_cpus, cap_gpus = cluster.get("node_cpus"), float(cluster.get("num_gpus_per_node") or 0)
+    for i in range(want["nodes"]):
+        users = [d for _, d in running.values() if i < d["nodes"]]
+        if cap_cpus and sum(d["cpus"] for d in users) + want["cpus"] > float(cap_cpus) + 1e-9:
+            return False
+        if sum(d["gpus"] for d in users) + want["gpus"] > cap_gpus + 1e-9:
+            return False
+    return True
+
+
+def schedule(root: str, conn: sqlite3.Connection, running: dict) -> None:
+    """Start pending jobs in submission order while they fit (the first that does not fit
+    blocks the ones behind it, so big jobs are not starved by small ones)."""
+    rows = conn.execute("SELECT id, spec FROM jobs WHERE status=? ORDER BY id", (PENDING,)).fetchall()
+    if not rows:
+        return
+    cluster = load_cluster(root)
+    for row in rows:
+        want = job_demand(cluster, json.loads(row["spec"]), root)
+        if not fits(cluster, want, running):
+            return
+        t = threading.Thread(target=run_job, args=(root, row["id"]), daemon=True)
+        running[row["id"]] = (t, want)
+        set_job(root, row["id"], True, status=SETTING_UP if want["exclusive"] else RUNNING,
+                started=time.time())
+        t.start()
+
+
 def daemon(root: str) -> int:
     import fcntl
 
@@ -319,17 +372,13 @@ def daemon(root: str) -> int:
     conn.execute("UPDATE jobs SET status=?, ended=?, message=? WHERE status IN (?, ?)",
                  (FAILED, time.time(), "the job driver stopped (cluster stopped or crashed)",
                   SETTING_UP, RUNNING))
-    current, idle_since = None, time.time()
+    running, idle_since = {}, time.time()
     while True:
-        if current is not None and not current.is_alive():
-            current, idle_since = None, time.time()
-        if current is None:
-            row = conn.execute("SELECT id FROM jobs WHERE status=? ORDER BY id LIMIT 1",
-                               (PENDING,)).fetchone()
-            if row is not None:
-                current = threading.Thread(target=run_job, args=(root, row["id"]), daemon=True)
-                current.start()
-        if current is None:
+        for job_id in [j for j, (t, _) in running.items() if not t.is_alive()]:
+            del running[job_id]
+            idle_since = time.time()
+        schedule(root, conn, running)
+        if not running:
             auto = read_autostop(root)
             idle = time.time() - max(idle_since, float(auto.get("set_at", 0)))
             minutes = auto.get("minutes")

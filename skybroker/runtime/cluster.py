@@ -98,7 +98,7 @@ def agent_cmd(runner: Runner, info: Any, *args: str) -> str:
     return " ".join([tag, runner.python, shlex.quote(f"{root}/.sky/agent.py"), *map(shlex.quote, args)])
 
 
-def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
+def cluster_json(info: Any, num_gpus_per_node: int, node_cpus: float | None = None) -> dict[str, Any]:
     pd = _reach(info)
     remote = pd["runner"] == "ssh"
     nodes = []
@@ -113,6 +113,8 @@ def cluster_json(info: Any, num_gpus_per_node: int) -> dict[str, Any]:
         "cluster": info.cluster_name, "nodes": nodes, "python": "python3 -S",
         "ssh_key": f"{head_sky}/key", "known_hosts": f"{head_sky}/known_hosts",
         "num_gpus_per_node": num_gpus_per_node, "node_home": bool(pd.get("node_home")),
+        "node_cpus": node_cpus or min((float(n.extra["cpus"]) for n in info.nodes
+                                       if n.extra.get("cpus")), default=None),
         "keepalive": pd.get("keepalive") or [3, 3],
         # {"stop": argv, "down": argv}: what the head runs when autostop fires, after killing
         # the cluster's processes (an SDK cloud sets e.g. ["sudo", "shutdown", "-h", "now"]).
@@ -144,7 +146,7 @@ def _mount_target(node: Any, dst: str, node_home: bool) -> str:
     return dst if dst.startswith("/") else f"{root}/sky_workdir/{dst}"
 
 
-def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0,
+def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0, node_cpus: float | None = None,
             notify: Callable[[str], None] | None = None) -> None:
     """Upload the agent, cluster facts, workdir and file mounts: one transfer per node, in parallel."""
     from skybroker.runtime.ignore import list_files
@@ -166,7 +168,7 @@ def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0,
             raise SkyError(f"file_mounts source {src!r} (for {dst}) does not exist.")
         mounts.append((str(dst), p, list_files(p) if p.is_dir() else None))
     ensure_roots(info)
-    cj = cluster_json(info, num_gpus_per_node)
+    cj = cluster_json(info, num_gpus_per_node, node_cpus)
     agent_bytes = AGENT_SRC.read_bytes()
     pd = _reach(info)
 
@@ -208,7 +210,11 @@ def job_spec(task: Any, *, with_setup: bool, num_nodes: int | None = None) -> di
     import time
 
     envs = {**(getattr(task, "envs", None) or {}), **(getattr(task, "secrets", None) or {})}
+    res = (getattr(task, "resources", None) or [None])[0]
+    cpus = res.cpus_requirement() if res is not None and hasattr(res, "cpus_requirement") else None
+    accs = dict(getattr(res, "accelerators", None) or {})
     return {
+        "cpus": cpus[0] if cpus else None, "gpus": float(sum(accs.values())) if accs else 0.0,
         "name": getattr(task, "name", None), "run": getattr(task, "run", None),
         "setup": task.setup if with_setup else None,
         "setup_hash": setup_hash(task) if with_setup else None,

@@ -20,7 +20,7 @@ from skybroker.errors import SkyError
 
 UNREACHABLE = "UNREACHABLE"  # not in base.NODE_STATES: a host we could not reach (cluster goes INIT)
 _PROBE = ("cd && echo \"HOME=$HOME\" && python3 -c 'import sys; print(\"PY=%d.%d\" % sys.version_info[:2])'"
-          " && uname -m | sed 's/^/ARCH=/'")
+          " && uname -m | sed 's/^/ARCH=/' && (nproc 2>/dev/null || echo 0) | sed 's/^/CPUS=/'")
 _CLEAR = "; rm -f {root}/.sky/stopped {root}/.sky/autostopped"
 
 
@@ -82,6 +82,7 @@ class SSHProvisioner:
                             internal_ip=h.address, external_ip=h.address, ssh_port=h.port,
                             ssh_user=h.user, extra={"root": f"{root_dir}/{spec.cluster_name}/{rank}",
                                                     "home": facts["HOME"], "arch": facts.get("ARCH"),
+                                                    "cpus": int(facts.get("CPUS") or 0) or None,
                                                     "python": facts["PY"]})
 
         try:
