@@ -15,8 +15,8 @@ chunks done is reported to $SKYBROKER_PROGRESS_FILE for the managed-job controll
 the result: a resumed run's counts equal an uninterrupted run's.
 
 Knobs: REHEARSAL_STOP_AFTER (stop cleanly after this many chunks in this run: a stand-in
-preemption), REHEARSAL_SECONDS (pace the run to take this long; under a managed job the pace is
-the job's duration in wall time: SKYBROKER_JOB_DURATION_S / SKYBROKER_JOB_TIME_SCALE).
+preemption), REHEARSAL_SECONDS (pace the run to take this long). Under a managed job the chunks follow the
+job's clock (see `pacer`): the run lasts the job's duration, in job time.
 """
 
 from __future__ import annotations
@@ -44,12 +44,30 @@ def report_progress(fraction: float) -> None:
         write_atomic(path, f"fraction={min(max(fraction, 0.0), 1.0):.6f}\n")
 
 
-def wall_seconds_per_unit(units: int) -> float:
-    if os.environ.get("REHEARSAL_SECONDS"):
-        return float(os.environ["REHEARSAL_SECONDS"]) / units
-    duration = float(os.environ.get("SKYBROKER_JOB_DURATION_S") or 0)
-    scale = float(os.environ.get("SKYBROKER_JOB_TIME_SCALE") or 1)
-    return duration / scale / units if duration > 0 else 0.0
+def pacer(total: int, done: int):
+    """A function giving how many of `total` units may be finished by now.
+
+    Under a managed job the stand-in's work follows the job's clock: after the restart overhead,
+    `total` units over the job's duration, from the tick this run was decided at (so its
+    progress reports match the controller's model even on a time-compressed rehearsal trace,
+    and a slow start is caught up). REHEARSAL_SECONDS paces a plain run; otherwise no pacing."""
+    env = os.environ
+    if env.get("REHEARSAL_SECONDS"):
+        t0, secs = time.time(), float(env["REHEARSAL_SECONDS"])
+        return lambda: done + (time.time() - t0) / secs * total
+    duration = float(env.get("SKYBROKER_JOB_DURATION_S") or 0)
+    if duration <= 0:
+        return lambda: float("inf")
+    scale = float(env.get("SKYBROKER_JOB_TIME_SCALE") or 1)
+    t0 = float(env.get("SKYBROKER_RUN_STARTED_AT") or time.time())
+    overhead = float(env.get("SKYBROKER_RESTART_OVERHEAD_S") or 0)
+    return lambda: done + max(0.0, (time.time() - t0) * scale - overhead) / duration * total
+
+
+def wait_for(allowed, units: int) -> None:
+    """Sleep until `units` may be finished (the pace), in short naps."""
+    while allowed() < units:
+        time.sleep(0.02)
 
 
 def synthetic_genome(megabases: float, seed: int = 7):
@@ -114,8 +132,8 @@ def count(seq, k: int, chunk: int, state_path: str, *, stop_after: int | None = 
         os.replace(tmp, state_path)
         report_progress(done / chunks)
 
-    pace = wall_seconds_per_unit(chunks)
-    started, last, ran = time.time(), time.time(), 0
+    allowed = pacer(chunks, done)
+    last, ran = time.time(), 0
     while done < chunks:
         if stop_after is not None and ran >= stop_after:
             save()
@@ -127,8 +145,7 @@ def count(seq, k: int, chunk: int, state_path: str, *, stop_after: int | None = 
         counts += np.bincount(kmer_codes(seq[lo:hi], k), minlength=4 ** k)
         done += 1
         ran += 1
-        if pace:
-            time.sleep(max(0.0, started + ran * pace - time.time()))
+        wait_for(allowed, done)
         if time.time() - last >= ckpt_seconds or done == chunks:
             save()
             last = time.time()

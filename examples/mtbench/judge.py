@@ -20,7 +20,7 @@ their judgments files) afterwards.
 
 Knobs: NUM_QUESTIONS (80, as MT-Bench), SEED, REHEARSAL_STOP_AFTER (stop cleanly after this many
 questions in this run: a stand-in preemption), REHEARSAL_SECONDS (pace the shard to take this
-long; under a managed job: the job's duration in wall time).
+long). Under a managed job the questions follow the job's clock (see `pacer`).
 """
 
 from __future__ import annotations
@@ -58,6 +58,32 @@ def report_progress(fraction: float) -> None:
     if path:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_atomic(path, f"fraction={min(max(fraction, 0.0), 1.0):.6f}\n")
+
+
+def pacer(total: int, done: int):
+    """A function giving how many of `total` units may be finished by now.
+
+    Under a managed job the stand-in's work follows the job's clock: after the restart overhead,
+    `total` units over the job's duration, from the tick this run was decided at (so its
+    progress reports match the controller's model even on a time-compressed rehearsal trace,
+    and a slow start is caught up). REHEARSAL_SECONDS paces a plain run; otherwise no pacing."""
+    env = os.environ
+    if env.get("REHEARSAL_SECONDS"):
+        t0, secs = time.time(), float(env["REHEARSAL_SECONDS"])
+        return lambda: done + (time.time() - t0) / secs * total
+    duration = float(env.get("SKYBROKER_JOB_DURATION_S") or 0)
+    if duration <= 0:
+        return lambda: float("inf")
+    scale = float(env.get("SKYBROKER_JOB_TIME_SCALE") or 1)
+    t0 = float(env.get("SKYBROKER_RUN_STARTED_AT") or time.time())
+    overhead = float(env.get("SKYBROKER_RESTART_OVERHEAD_S") or 0)
+    return lambda: done + max(0.0, (time.time() - t0) * scale - overhead) / duration * total
+
+
+def wait_for(allowed, units: int) -> None:
+    """Sleep until `units` may be finished (the pace), in short naps."""
+    while allowed() < units:
+        time.sleep(0.02)
 
 
 def shard_ids(total: int, shard: int, num_shards: int) -> list[int]:
@@ -154,11 +180,7 @@ def rehearse(ckpt_dir: str, shard: int, num_shards: int, total: int = 80, seed: 
         log(f"judge: resumed from checkpoint: {len(done)}/{len(ids)} questions already judged")
     else:
         log(f"judge: shard {shard}/{num_shards}: questions {ids[0]}..{ids[-1]}")
-    seconds = os.environ.get("REHEARSAL_SECONDS")
-    duration = float(os.environ.get("SKYBROKER_JOB_DURATION_S") or 0)
-    scale = float(os.environ.get("SKYBROKER_JOB_TIME_SCALE") or 1)
-    pace = (float(seconds) if seconds else duration / scale) / max(len(ids), 1)
-    started = time.time()
+    allowed = pacer(len(ids), len(done))
     with open(path, "a") as out:
         for n, qid in enumerate(todo):
             if stop_after is not None and n >= stop_after:
@@ -169,8 +191,7 @@ def rehearse(ckpt_dir: str, shard: int, num_shards: int, total: int = 80, seed: 
             os.fsync(out.fileno())
             done.add(qid)
             report_progress(len(done) / len(ids))
-            if pace:
-                time.sleep(max(0.0, started + (n + 1) * pace - time.time()))
+            wait_for(allowed, len(done))
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     rows = list({r["question_id"]: r for r in rows if r["question_id"] in set(ids)}.values())

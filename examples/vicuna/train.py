@@ -17,9 +17,8 @@ Run on every node by examples/vicuna/finetune.yaml.
 
 Rehearsal knobs (envs): STEPS (total steps, default 400), CKPT_SECONDS (default 2),
 REHEARSAL_STOP_AFTER (stop cleanly after this many steps in this run: a stand-in preemption),
-REHEARSAL_SECONDS (pace the whole run to take this long; under a managed job the pace comes from
-SKYBROKER_JOB_DURATION_S / SKYBROKER_JOB_TIME_SCALE so the run lasts as long as the job's
-duration, in job time).
+REHEARSAL_SECONDS (pace the whole run to take this long). Under a managed job the steps follow
+the job's clock (see `pacer`): the run lasts the job's duration, in job time.
 """
 
 from __future__ import annotations
@@ -67,13 +66,30 @@ def report_progress(fraction: float) -> None:
         write_atomic(path, f"fraction={min(max(fraction, 0.0), 1.0):.6f}\n")
 
 
-def wall_seconds_per_step(steps: int) -> float:
-    """Pace of the stand-in: the job's duration in wall time (managed), or REHEARSAL_SECONDS."""
-    if os.environ.get("REHEARSAL_SECONDS"):
-        return float(os.environ["REHEARSAL_SECONDS"]) / steps
-    duration = float(os.environ.get("SKYBROKER_JOB_DURATION_S") or 0)
-    scale = float(os.environ.get("SKYBROKER_JOB_TIME_SCALE") or 1)
-    return duration / scale / steps if duration > 0 else 0.0
+def pacer(total: int, done: int):
+    """A function giving how many of `total` units may be finished by now.
+
+    Under a managed job the stand-in's work follows the job's clock: after the restart overhead,
+    `total` units over the job's duration, from the tick this run was decided at (so its
+    progress reports match the controller's model even on a time-compressed rehearsal trace,
+    and a slow start is caught up). REHEARSAL_SECONDS paces a plain run; otherwise no pacing."""
+    env = os.environ
+    if env.get("REHEARSAL_SECONDS"):
+        t0, secs = time.time(), float(env["REHEARSAL_SECONDS"])
+        return lambda: done + (time.time() - t0) / secs * total
+    duration = float(env.get("SKYBROKER_JOB_DURATION_S") or 0)
+    if duration <= 0:
+        return lambda: float("inf")
+    scale = float(env.get("SKYBROKER_JOB_TIME_SCALE") or 1)
+    t0 = float(env.get("SKYBROKER_RUN_STARTED_AT") or time.time())
+    overhead = float(env.get("SKYBROKER_RESTART_OVERHEAD_S") or 0)
+    return lambda: done + max(0.0, (time.time() - t0) * scale - overhead) / duration * total
+
+
+def wait_for(allowed, units: int) -> None:
+    """Sleep until `units` may be finished (the pace), in short naps."""
+    while allowed() < units:
+        time.sleep(0.02)
 
 
 def torchrun_args() -> list[str]:
@@ -190,8 +206,8 @@ def rehearse(ckpt_dir: str, steps: int, seed: int = 0, stop_after: int | None = 
     else:
         w, step, losses = state
         log(f"rehearsal: resumed from checkpoint at step {step}")
-    pace = wall_seconds_per_step(steps)
-    started, last_ckpt, ran = time.time(), time.time(), 0
+    allowed = pacer(steps, step)
+    last_ckpt, ran = time.time(), 0
     while step < steps:
         if stop_after is not None and ran >= stop_after:
             save_checkpoint(path, w, step, losses)
@@ -205,8 +221,7 @@ def rehearse(ckpt_dir: str, steps: int, seed: int = 0, stop_after: int | None = 
         if step % 50 == 0 or step == steps:
             losses.append(float(np.mean((x @ w - y) ** 2)))
             log(f"step {step}/{steps} loss {losses[-1]:.5f}")
-        if pace:
-            time.sleep(max(0.0, started + ran * pace - time.time()))
+        wait_for(allowed, step)
         if time.time() - last_ckpt >= ckpt_seconds or step == steps:
             save_checkpoint(path, w, step, losses)
             report_progress(step / steps)
