@@ -105,3 +105,23 @@ def test_capacity_lost_during_wait_fails_over_and_cleans_up(aws, monkeypatch):
         ec2.meta.events.unregister("after-call.ec2.RunInstances", reclaim)
     assert placement.offer.zone == "us-east-1b" and [a.outcome for a in attempts] == ["CAPACITY", "UP"]
     assert {r["zone"] for r in list_tagged_instances(["us-east-1"])} == {"us-east-1b"}
+
+
+def test_sky_launch_failing_everywhere_prints_the_attempts_table(aws, tmp_path, capsys):
+    """The CLI path: every zone of the pinned region stocks out -> exit 1 with the table."""
+    import yaml
+
+    from skybroker.cli import main
+
+    aws.fault("RunInstances", "InsufficientInstanceCapacity", times=100)
+    task = tmp_path / "t.yaml"
+    task.write_text(yaml.safe_dump({"resources": {"cloud": "aws", "region": "us-east-1",
+                                                  "instance_type": "m6i.large", "use_spot": True},
+                                    "run": "echo hi"}))
+    with pytest.raises(SystemExit) as ei:
+        main(["launch", "-y", "-c", "nocap", str(task)])
+    assert ei.value.code == 1
+    err = capsys.readouterr().err
+    assert "OUTCOME" in err and err.count("InsufficientInstanceCapacity") >= 2
+    assert "us-east-1a" in err and "us-east-1b" in err
+    assert list_tagged_instances(["us-east-1"]) == []
