@@ -58,7 +58,10 @@ def run_job(name: str, info: Any, task: Any, *, with_setup: bool, detach: bool,
     spec = rt.job_spec(task, with_setup=with_setup)
     submitted = time.time()
 
+    seen: list[int] = []
+
     def got_id(job_id: int) -> None:
+        seen.append(job_id)
         _mirror(name, {"id": job_id, "name": spec["name"], "status": jstate.PENDING,
                        "submitted": submitted})
         log(f"Job {job_id} submitted to {name}." + ("" if detach else " Streaming its logs (Ctrl-C detaches)."))
@@ -66,8 +69,10 @@ def run_job(name: str, info: Any, task: Any, *, with_setup: bool, detach: bool,
     try:
         outcome = rt.submit(info, spec, follow=not detach, on_line=on_line, on_job_id=got_id)
     except KeyboardInterrupt:
-        log(f"Detached. The job keeps running: `sky logs {name}` to follow, `sky cancel {name}` to stop.")
-        return rt.JobOutcome(-1, None, 0)
+        jid = f" {seen[0]}" if seen else ""
+        log(f"Detached. The job keeps running: `sky logs {name}{jid}` to follow, "
+            f"`sky cancel {name}{jid}` to stop.")
+        return rt.JobOutcome(seen[0] if seen else -1, None, 0)
     if outcome.status is not None:
         jrec = jstate.get(name, outcome.job_id)
         if jrec is not None:
