@@ -220,3 +220,79 @@ def test_a_fresh_report_of_lost_work_is_believed(task):
     be.progress = 0.0
     r.step()
     assert S.decisions(jid)[-1]["work_used"] == 0.0  # a checkpoint far behind the model
+
+
+class Crash(BaseException):
+    """A controller killed at this exact point (escapes the step's error handling)."""
+
+
+class CrashingBackend(FakeBackend):
+    """Crashes before or after each cloud call at random; flaps spot; records violations."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        import random
+
+        self.rng = random.Random(seed)
+        self.violations: list[str] = []
+
+    def _maybe_crash(self) -> None:
+        if self.rng.random() < 0.15:
+            raise Crash()
+
+    def launch(self, job, spot, name, blocked, env):
+        self._maybe_crash()
+        live = [n for n, c in self.clusters.items() if c["job"] == job.id]
+        if live:
+            self.violations.append(f"launch {name} while {live} exist")
+        if spot and self.rng.random() < 0.3:
+            raise CapacityError("no spot (fake)", "zone")
+        self.clusters[name] = {"job": job.id, "spot": spot, "alive": True}
+        self._maybe_crash()
+        pl = {"cloud": "fake", "region": "r", "zone": "z1", "instance_type": "f", "spot": spot,
+              "num_nodes": 1, "hourly_cost": 1.0, "price_spot": 1.0, "price_od": 3.0}
+        return Launched(name, {"cluster_name": name}, pl, 1, "z1", 1.0)
+
+    def observe(self, job, want_task=True):
+        c = self.clusters.get(job.cluster)
+        if c is not None and c["spot"] and c["alive"] and self.rng.random() < 0.2:
+            c["alive"] = False  # preempted
+        return super().observe(job, want_task)
+
+    def terminate(self, name, info, log_dir):
+        self._maybe_crash()
+        self.clusters.pop(name, None)
+        self._maybe_crash()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_crashes_anywhere_never_two_clusters_never_lost(sky_home, tmp_path, seed):
+    """Kill the controller (here: abandon the runner) before/after any cloud call; a fresh
+    runner resumes from the DB. The job never holds two clusters and still finishes."""
+    from skybroker.jobs.runner import JobRunner
+
+    (sky_home / "config.yaml").write_text("jobs:\n  tick_seconds: 0.01\n  poll_seconds: 0\n")
+    p = tmp_path / "t.yaml"
+    p.write_text("name: c\nresources:\n  cloud: local\nrun: echo\n")
+    jid = _launch(p, policy="uniform_progress", deadline_h=4 / 3600, duration_h=1 / 3600,
+                  restart_overhead_h=0.02 / 3600)
+    be = CrashingBackend(seed)
+    crashes = 0
+    runner = JobRunner(jid, be)
+    end = time.time() + 20
+    while time.time() < end and not S.get(jid).terminal:
+        try:
+            nxt = runner.step()
+        except Crash:
+            crashes += 1
+            runner = JobRunner(jid, be)  # a new controller process
+            continue
+        if S.get(jid).model["left"] <= 1e-3 and S.get(jid).cluster:
+            be.task = "SUCCEEDED"  # the task has done its second of work
+        if nxt is not None:
+            time.sleep(max(0.0, min(nxt - time.time(), 0.01)))
+    job = S.get(jid)
+    assert job.status == S.SUCCEEDED, (job.status, {k: job.model[k] for k in ("work", "left", "prev", "rem", "tick")}, job.pending,
+                                       job.cluster, be.clusters, S.events(jid)[-6:])
+    assert crashes >= 3 and not be.violations, be.violations
+    assert be.clusters == {}  # nothing leaked
