@@ -85,3 +85,23 @@ def test_help_is_fast_and_lists_commands():
         assert cmd in out
     assert time.time() - t0 < 5  # the budget (<150 ms) is a benchmark, not a timed test
     assert os.environ.get("SKYBROKER_HOME")
+
+
+def test_kill_9_mid_launch_then_status_is_accurate(tmp_path):
+    """The CLI dies (SIGKILL) right after it records the launch: status reconciles, down cleans."""
+    from test_local_cluster import tagged_pids
+
+    t = tmp_path / "t.yaml"
+    t.write_text("num_nodes: 2\nresources: {cloud: local}\nrun: sleep 30\n")
+    proc = subprocess.Popen([sys.executable, "-m", "skybroker", "launch", "-y", "-c", "k9", str(t)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    for line in proc.stderr:
+        if line.startswith("Launching k9"):
+            break
+    proc.kill()
+    proc.wait()
+    st = sky("status").stdout
+    assert "k9" not in st or " UP " in st  # never a stale INIT: gone, or nodes up and usable
+    sky("down", "-a", "-y")
+    assert tagged_pids("k9") == []
+    assert "No existing clusters" in sky("status").stdout

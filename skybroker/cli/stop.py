@@ -15,6 +15,9 @@ def stop(clusters, all_clusters, yes):
     from skybroker.state import clusters as cstate
 
     names = [r.name for r in cstate.list_clusters()] if all_clusters else list(clusters)
+    if all_clusters and not names:
+        click.echo("No existing clusters.")
+        return
     if not names:
         raise click.UsageError("Name at least one cluster, or --all.")
     if not yes and "stop" != "start":
