@@ -22,20 +22,42 @@ pytest_plugins = ["stubs.aws_fixtures"]
 pytestmark = pytest.mark.skipif(not sshd.have_sshd(), reason="needs openssh-server (.ci/run installs it)")
 
 
+def kill_processes_under(root: str) -> None:
+    """What terminating a real VM does to its processes: kill every one running from `root`
+    (only processes this test started have our tmp path in their command line)."""
+    import contextlib
+    import os
+    import signal
+    from pathlib import Path
+
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if root in cmd:
+            with contextlib.suppress(OSError):
+                os.kill(int(p.name), signal.SIGKILL)
+
+
 @pytest.fixture
 def vm(tmp_path_factory, sky_home):
-    """One sshd 'VM' that trusts the broker's key."""
+    """One sshd 'VM' that trusts the broker's key; its processes die with it."""
     c = sshd.Cluster.start(tmp_path_factory.mktemp("awsvm"), 1)
     _, public = clients.ssh_identity()
     (c.client_key.parent / "client_key.pub").write_text(public + "\n")  # sshd re-reads it per login
+    c.root = str(c.dir / "vmroot")
     yield c
     c.stop()
+    kill_processes_under(c.root)
 
 
 def test_sky_launch_cloud_aws_runs_setup_and_run_then_down_leaves_nothing(aws, vm, sky_home, tmp_path):
     (sky_home / "config.yaml").write_text(yaml.safe_dump({"aws": {
         "ssh_endpoint_override": f"127.0.0.1:{vm.nodes[0].port}", "ssh_user": getpass.getuser(),
-        "node_root": str(tmp_path / "vmroot")}}))
+        "node_root": vm.root}}))
     task = tmp_path / "task.yaml"
     task.write_text(yaml.safe_dump({
         "name": "e2e", "resources": {"cloud": "aws", "region": "us-east-1", "instance_type": "m6i.large"},
