@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,8 @@ def test_failover_job_runs_to_success_via_cli(fast_jobs, tmp_path):
     from skybroker.jobs import state as S
 
     out = _sky("jobs", "launch", "-y", str(_task(tmp_path, "echo hello-managed")))
-    job_id = int(out.split("Managed job ")[1].split()[0])
+    job_id = int(re.search(r"Managed job (\d+) submitted", out).group(1))
+    assert "spot: local." in out  # the summary shown before launching
     assert "hello-managed" in out and f"Managed job {job_id} SUCCEEDED" in out  # streamed
     job = jobs.wait(job_id, timeout=30)
     assert job.status == "SUCCEEDED", S.events(job_id)

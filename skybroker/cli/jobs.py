@@ -61,14 +61,14 @@ def launch(task_file, deadline, duration, restart_overhead, policy, max_restarts
     if len(tasks) != 1:
         raise click.UsageError("managed jobs run one task; this file holds a pipeline.")
     task = tasks[0]
-    what = f"{task.name or task_file}"
-    if deadline is not None:
-        what += f" with deadline {deadline:g}h"
+    kw = {"deadline_h": deadline, "duration_h": duration, "restart_overhead_h": restart_overhead,
+          "policy": policy, "max_restarts_on_errors": max_restarts_on_errors}
+    click.echo(f"{task.name or task_file}, as a managed job:")
+    for line in api.summary(task, **kw):
+        click.echo(f"  {line}")
     if not yes:
-        click.confirm(f"Launch managed job {what}?", default=True, abort=True)
-    job_id = api.launch(task, opts.get("name"), deadline_h=deadline, duration_h=duration,
-                        restart_overhead_h=restart_overhead, policy=policy,
-                        max_restarts_on_errors=max_restarts_on_errors)
+        click.confirm("Launch it?", default=True, abort=True)
+    job_id = api.launch(task, opts.get("name"), **kw)
     click.echo(f"Managed job {job_id} submitted. `sky jobs queue` shows it; "
                f"`sky jobs logs {job_id}` follows it.")
     if not detach_run:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cancel", "launch", "logs", "queue", "wait"]
+__all__ = ["cancel", "launch", "logs", "queue", "summary", "wait"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import skybroker.jobs` stays cheap for the CLI

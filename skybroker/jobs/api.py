@@ -102,14 +102,10 @@ def _pinned_clouds(task: Any) -> list[str] | None:
     return sorted(pins) if pins and None not in pins else None
 
 
-def launch(task: Any, name: str | None = None, *, deadline_h: float | None = None,
-           duration_h: float | None = None, restart_overhead_h: float | None = None,
-           policy: str | None = None, max_restarts_on_errors: int | None = None,
-           start_controller: bool = True) -> int:
-    """Submit a managed job; returns its id. Options override `resources.job_recovery`."""
-    from skybroker.config import load_config
-
-    task = _load_task(task)
+def _params(task: Any, deadline_h: float | None, duration_h: float | None,
+            restart_overhead_h: float | None, policy: str | None,
+            max_restarts_on_errors: int | None) -> M.Params:
+    """Everything about the job but its clock: CLI options over `resources.job_recovery`."""
     if not task.resources:
         raise SkyError("the task has no resources to run on")
     jr = dict(getattr(task.resources[0], "job_recovery", None) or {})
@@ -125,16 +121,22 @@ def launch(task: Any, name: str | None = None, *, deadline_h: float | None = Non
                        hint="Without a deadline use --policy failover or eager_next_region.")
     if deadline_h is not None and duration_h is not None and duration_h > deadline_h:
         raise SkyError(f"the job needs {duration_h:g}h of work but the deadline is {deadline_h:g}h")
-    cfg = (load_config().get("jobs") or {})
-    now = time.time()
-    binding = _market_binding(task, now + float(cfg.get("startup_seconds", 1.5)))
-    params = M.Params(
+    return M.Params(
         policy=pol, recovery=recovery,
         deadline_s=None if deadline_h is None or pol is None else float(deadline_h) * H,
         duration_s=None if duration_h is None else float(duration_h) * H,
         overhead_s=float(overhead_h or 0.0) * H,
         wants_spot=any(bool(r.use_spot) for r in task.resources),
         max_restarts_on_errors=restarts, nodes=int(task.num_nodes or 1))
+
+
+def _set_clock(task: Any, params: M.Params) -> Any:
+    """Tick length and tick 0: the trace's when the job is a rehearsal, else real time."""
+    from skybroker.config import load_config
+
+    cfg = (load_config().get("jobs") or {})
+    now = time.time()
+    binding = _market_binding(task, now + float(cfg.get("startup_seconds", 1.5)))
     if binding is not None:
         spec, mz = binding
         params.market = spec
@@ -142,10 +144,22 @@ def launch(task: Any, name: str | None = None, *, deadline_h: float | None = Non
         params.t0 = float(spec.pop("t0"))
         params.offset = min(0.2 * mz.seconds_per_tick, 0.5)
         params.poll_s = 0.0
-    else:
-        tick = float(cfg.get("tick_seconds", DEFAULT_TICK_S))
-        params.gap_s = params.wall_per_tick = tick
-        params.t0, params.poll_s = now, float(cfg.get("poll_seconds", DEFAULT_POLL_S))
+        return mz
+    tick = float(cfg.get("tick_seconds", DEFAULT_TICK_S))
+    params.gap_s = params.wall_per_tick = tick
+    params.t0, params.poll_s = now, float(cfg.get("poll_seconds", DEFAULT_POLL_S))
+    return None
+
+
+def launch(task: Any, name: str | None = None, *, deadline_h: float | None = None,
+           duration_h: float | None = None, restart_overhead_h: float | None = None,
+           policy: str | None = None, max_restarts_on_errors: int | None = None,
+           start_controller: bool = True) -> int:
+    """Submit a managed job; returns its id. Options override `resources.job_recovery`."""
+    task = _load_task(task)
+    params = _params(task, deadline_h, duration_h, restart_overhead_h, policy,
+                     max_restarts_on_errors)
+    _set_clock(task, params)
     _check_feasible(task, params)
     job_id = S.add(name or task.name, task.to_yaml_config(), params.to_json(),
                    M.Model.start(params).to_json())
@@ -154,6 +168,37 @@ def launch(task: Any, name: str | None = None, *, deadline_h: float | None = Non
 
         ensure_running()
     return job_id
+
+
+def summary(task: Any, *, deadline_h: float | None = None, duration_h: float | None = None,
+            restart_overhead_h: float | None = None, policy: str | None = None,
+            max_restarts_on_errors: int | None = None) -> list[str]:
+    """What `launch` would do, in a few lines (for the confirmation prompt)."""
+    from skybroker.optimizer import optimize
+
+    task = _load_task(task)
+    p = _params(task, deadline_h, duration_h, restart_overhead_h, policy, max_restarts_on_errors)
+    lines = []
+    if p.policy:
+        lines.append(f"policy {p.policy}: deadline {p.deadline_s / H:g}h, work {p.duration_s / H:g}h, "
+                     f"restart overhead {p.overhead_s / H:g}h (placement after preemption: "
+                     f"{p.recovery})")
+    else:
+        lines.append(f"no deadline: {p.recovery}, on {'spot' if p.wants_spot else 'on-demand'}")
+    kinds = [True, False] if p.policy else [p.wants_spot]
+    for spot in kinds:
+        try:
+            best = optimize(_copy_spot(task, spot), clouds=_pinned_clouds(task)).best
+            lines.append(f"{'spot' if spot else 'on-demand'}: {best.describe()} at "
+                         f"${float(best.hourly_cost):.4f}/h")
+        except SkyError as e:
+            lines.append(f"{'spot' if spot else 'on-demand'}: none ({str(e).splitlines()[0]})")
+    mz = _set_clock(task, M.Params.from_json(p.to_json()))
+    if mz is not None:
+        lines.append(f"rehearsal on {Path(mz.trace_path).name} (zone {mz.zone}): one "
+                     f"{mz.gap_s:g} s tick per {mz.seconds_per_tick:g} s of wall time "
+                     f"({mz.gap_s / mz.seconds_per_tick:g}x)")
+    return lines
 
 
 def _check_feasible(task: Any, params: M.Params) -> None:
@@ -182,17 +227,18 @@ def describe(job: S.ManagedJob) -> dict[str, Any]:
     """One job as a plain dict: what `sky jobs queue` shows (hours are job time)."""
     p, m = M.Params.from_json(job.params), M.Model.from_json(job.model)
     pl = job.placement or {}
-    slack = M.slack_s(p, m)
+    slack = None if job.terminal else M.slack_s(p, m)
     return {
         "id": job.id, "name": job.name, "status": job.status, "policy": p.policy or p.recovery,
         "cluster": job.cluster, "placement": _placement_text(job.placement),
         "submitted_at": job.submitted_at, "ended_at": job.ended_at,
         "spot_h": m.spot_s / H, "od_h": m.od_s / H, "cost": m.cost,
-        "projected_cost": M.projected_cost(p, m, pl.get("price_spot"), pl.get("price_od")),
+        "projected_cost": m.cost if job.terminal else
+        M.projected_cost(p, m, pl.get("price_spot"), pl.get("price_od")),
         "work_h": m.work / H, "duration_h": None if p.duration_s is None else p.duration_s / H,
         "deadline_h": None if p.deadline_s is None else p.deadline_s / H,
         "elapsed_h": m.elapsed / H, "slack_h": None if slack is None else slack / H,
-        "on_track": M.on_track(p, m), "preemptions": m.preemptions, "switches": m.switches,
+        "on_track": None if job.terminal else M.on_track(p, m), "preemptions": m.preemptions, "switches": m.switches,
         "restarts_on_errors": job.error_restarts, "failure_reason": job.failure_reason,
         "rehearsal": bool(p.market), "time_scale": p.scale,
     }

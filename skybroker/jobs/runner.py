@@ -22,6 +22,7 @@ from skybroker.policy.base import NONE, SPOT
 
 TASK_ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 MAX_STEP_ERRORS = 3
+TASK_EVERY = 5  # polls between two reads of the task's status (ticks always read it)
 
 
 def cluster_name(job: S.ManagedJob, run: int) -> str:
@@ -75,6 +76,7 @@ class JobRunner:
         self.cached: S.ManagedJob | None = None
         self.cancel_seen = False
         self.dirty = False
+        self.polls = 0
 
     # ---- the step ----
 
@@ -124,7 +126,10 @@ class JobRunner:
         if now >= self.p.due(m.tick):
             return self._decide_and_act(job, m, now, None, on_tick=True)
         if job.cluster and self.p.poll_s > 0 and not self.market:
-            obs = self.backend.observe(job)
+            # Every poll asks the provider (preemptions must be acted on within seconds); the
+            # task's own status (a command on the head node) only every TASK_EVERY polls.
+            self.polls += 1
+            obs = self.backend.observe(job, want_task=self.polls % TASK_EVERY == 0)
             if not obs.alive or obs.task in TASK_ENDED:
                 return self._decide_and_act(job, m, now, obs, on_tick=False)
             self.cached = job
