@@ -189,6 +189,10 @@ def test_mtbench_rehearsal_shard_resumes(tmp_path: Path):
     ref = judge.rehearse(str(tmp_path / "ref"), 1, 2, log=lambda m: None)
     assert got == {k: v for k, v in ref.items() if k != "finished"}
     assert got["mean_score_a"] > got["mean_score_b"]  # the better model wins, as built
+    judge.rehearse(str(ckpt), 0, 2, log=lambda m: None)  # the other shard, then one summary
+    whole = judge.merge(str(ckpt))
+    assert whole["questions"] == 80
+    assert whole == judge.summarize([judge.judge_question(q) for q in range(80)])
 
 
 def test_serve_rehearsal_ready_then_warm_restart(tmp_path: Path):
@@ -196,13 +200,23 @@ def test_serve_rehearsal_ready_then_warm_restart(tmp_path: Path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    envs = ["--env", f"PORT={port}", "--env", "SERVE_MAX_COMPLETIONS=1"]
+    envs = ["--env", f"PORT={port}", "--env", "SERVE_MAX_COMPLETIONS=1",
+            "--env", "READY_TIMEOUT_S=60"]
     first = _sky("launch", "-y", "-c", "one", *envs, str(twin))
     assert "trained the model" in first and f"ready: http://127.0.0.1:{port}/v1" in first
     body, _ = json.JSONDecoder().raw_decode(first[first.index('{"object"'):])
     assert body["model"] == "vicuna-7b-v1.5" and len(body["choices"][0]["text"]) > 0
     second = _sky("launch", "-y", "-c", "one", *envs, str(twin))
     assert "loaded the model from checkpoint" in second and "ready:" in second
+
+
+def test_pipeline_rehearsal_runs_both_steps(tmp_path: Path):
+    twin = _twin("examples/pipeline/train_eval.yaml", tmp_path)
+    out = _sky("launch", "-y", "-c", "one", "--env", "STEPS=100", "--env", "NUM_QUESTIONS=8",
+               str(twin))
+    assert out.index("rehearsal: done:") < out.index("judge: done:")  # train, then eval
+    assert (tmp_path / "ckpt/train/result.json").exists()
+    assert (tmp_path / "ckpt/eval/summary-shard0.json").exists()
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -229,7 +243,7 @@ def test_kmer_managed_job_survives_preemption_on_trace(tmp_path: Path, sky_home:
     out = _sky("jobs", "launch", "-y", "-d", str(twin), "--deadline", f"{14 * gap / 60:g}m",
                "--duration", f"{11.5 * gap / 60:g}m", "--restart-overhead", "6m",
                "--env", "REHEARSAL_MB=1", "--env", "CKPT_SECONDS=0.1")
-    job_id = int(out.split("Managed job ")[1].split()[0])
+    job_id = int(re.search(r"Managed job (\d+) submitted", out).group(1))
     job = jobs.wait(job_id, timeout=60)
     events = S.events(job_id)
     assert job.status == "SUCCEEDED", (job.status, job.failure_reason, events)

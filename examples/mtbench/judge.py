@@ -15,8 +15,8 @@ Run by examples/mtbench/eval.yaml, one managed job per shard ($SHARD of $NUM_SHA
 Either way each judged question is appended to $CKPT_DIR/judgments-shard<i>.jsonl (flushed and
 fsynced: the checkpoint), a restarted run skips what is there, progress (questions done / shard
 size) goes to $SKYBROKER_PROGRESS_FILE, and the shard's summary (mean scores, A's win rate with a
-bootstrap 95% interval) to $CKPT_DIR/summary-shard<i>.json. Merge the shards' summaries (or
-their judgments files) afterwards.
+bootstrap 95% interval) to $CKPT_DIR/summary-shard<i>.json. When every shard is done,
+`python judge.py merge DIR` summarizes all the judgments files of DIR (the bucket) as one.
 
 Knobs: NUM_QUESTIONS (80, as MT-Bench), SEED, REHEARSAL_STOP_AFTER (stop cleanly after this many
 questions in this run: a stand-in preemption), REHEARSAL_SECONDS (pace the shard to take this
@@ -241,7 +241,24 @@ def judge_gpu(ckpt_dir: str, shard: int, num_shards: int) -> int:
     return rc
 
 
+def merge(ckpt_dir: str, seed: int = 0) -> dict:
+    """One summary over every shard's judgments in `ckpt_dir` (rehearsal format)."""
+    import glob
+
+    rows: dict[int, dict] = {}
+    for path in sorted(glob.glob(os.path.join(ckpt_dir, "judgments-shard*.jsonl"))):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    rows[int(r["question_id"])] = r
+    return summarize([rows[q] for q in sorted(rows)], seed)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["merge"]:
+        print(json.dumps(merge(sys.argv[2] if len(sys.argv) > 2 else os.environ["CKPT_DIR"])))
+        return 0
     ckpt_dir = os.path.expanduser(os.environ.get("CKPT_DIR", "~/eval"))
     shard, num_shards = int(os.environ.get("SHARD", "0")), int(os.environ.get("NUM_SHARDS", "1"))
     if has_gpu():
