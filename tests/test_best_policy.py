@@ -105,7 +105,7 @@ def runs(draw):
     return make_batch(avail, np.array(work), np.array(deadline), np.array(d), np.full(n, g))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs())
 def test_meets_every_feasible_deadline_on_random_traces(batch):
     out = simulate(batch, get_policy("best"))
