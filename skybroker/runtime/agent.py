@@ -33,7 +33,7 @@ MARK_ID, MARK_END, MARK_PID = "__SKY_JOB_ID__", "__SKY_JOB_END__", "__SKY_PGID__
 POLL_S = 0.02
 IDLE_EXIT_S = 120.0
 # curve25519 first: the post-quantum default kex costs ~0.3 s per connection on small nodes.
-KEX = "curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512@openssh.com"  # a daemon without autostop exits when idle this long; submit restarts it
+KEX = "curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512@openssh.com"
 
 
 def sky_dir(root: str) -> str:
@@ -110,7 +110,22 @@ def ssh_argv(cluster: dict, node: dict, remote_cmd: str) -> list:
             "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + cluster["known_hosts"],
             "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=%d" % ka[0],
             "-o", "ServerAliveCountMax=%d" % ka[1],
-            "-o", "LogLevel=ERROR", "{}@{}".format(s["user"], s["host"]), remote_cmd]
+            "-o", "LogLevel=ERROR", "-o", "KexAlgorithms=" + KEX,
+            # One multiplexed connection per worker, kept 2 min after its last session: later
+            # jobs, cancels and kills start in ~20 ms instead of a new handshake each.
+            "-o", "ControlMaster=auto", "-o", "ControlPersist=120",
+            "-o", "ControlPath=" + control_path(cluster), "{}@{}".format(s["user"], s["host"]),
+            remote_cmd]
+
+
+def control_path(cluster: dict) -> str:
+    """Mux sockets live in the head's node dir (gone with `down`) when the path fits a unix
+    socket name (~100 bytes with the 40-char %C hash), else in /tmp."""
+    d = os.path.join(sky_dir(cluster["nodes"][0]["root"]), "cm")
+    if len(d) > 55:
+        return "/tmp/skybroker-%C"
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, "%C")
 
 
 def node_python(cluster: dict) -> str:
