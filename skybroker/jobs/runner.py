@@ -87,6 +87,10 @@ class JobRunner:
             self.errors = 0
             return nxt
         except Exception as e:  # noqa: BLE001 (one job's failure never stops the controller)
+            import traceback
+
+            print(f"job {self.id}: step failed:", flush=True)
+            traceback.print_exc()  # into <home>/jobs/controller.log
             self.errors += 1
             S.add_event(self.id, "jobs.error", f"{type(e).__name__}: {e}")
             if self.errors >= MAX_STEP_ERRORS:
