@@ -46,7 +46,10 @@ def load_cluster(root: str) -> dict:
 
 
 def db(root: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(os.path.join(sky_dir(root), "jobs.db"), timeout=30, isolation_level=None)
+    path = os.path.join(sky_dir(root), "jobs.db")
+    if not os.path.exists(path):  # it holds the tasks' secrets: private to the user
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT,"
@@ -509,7 +512,7 @@ def follow(root: str, job_id: int, tail: bool = True) -> int:
 
 def submit(root: str, do_follow: bool) -> int:
     spec = json.loads(sys.stdin.read())
-    os.makedirs(os.path.join(sky_dir(root), "jobs"), exist_ok=True)
+    os.makedirs(os.path.join(sky_dir(root), "jobs"), mode=0o700, exist_ok=True)
     conn = db(root)
     cur = conn.execute("INSERT INTO jobs(name, status, submitted, spec) VALUES (?, ?, ?, ?)",
                        (spec.get("name"), PENDING, time.time(), json.dumps(spec)))
