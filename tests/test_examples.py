@@ -141,6 +141,33 @@ def test_rehearsal_twin_is_local_without_gpus_or_buckets(tmp_path: Path):
     assert _sky("launch", "--dryrun", str(out)).count("Chosen: ") == 2
 
 
+def test_scripts_fall_back_to_rehearsal_without_torch(tmp_path: Path, monkeypatch):
+    """An `nvidia-smi` on PATH is not enough: torch (absent here) must import and see CUDA."""
+    import os
+    import shutil
+
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    monkeypatch.delenv("REHEARSAL", raising=False)
+    assert shutil.which("nvidia-smi")
+    for rel in ("vicuna/train.py", "serve/server.py", "mtbench/judge.py"):
+        assert _module(rel).has_gpu() is False, rel
+    # the GPU path's multi-node wiring, from the variables every node gets
+    for k, v in {"SKYPILOT_NUM_NODES": "2", "SKYPILOT_NUM_GPUS_PER_NODE": "8",
+                 "SKYPILOT_NODE_RANK": "1", "SKYPILOT_NODE_IPS": "10.0.0.5\n10.0.0.6\n"}.items():
+        monkeypatch.setenv(k, v)
+    train = _module("vicuna/train.py")
+    assert train.torchrun_args() == ["torchrun", "--nnodes=2", "--nproc_per_node=8",
+                                     "--node_rank=1", "--master_addr=10.0.0.5",
+                                     "--master_port=29500"]
+    args = train.fastchat_args("/checkpoints")
+    assert args[args.index("--output_dir") + 1] == "/checkpoints"
+    assert args[args.index("--fsdp") + 1] == "full_shard auto_wrap"
+
+
 # ------------------------------------------------------------------------------ rehearsals
 
 def _launch_twice(twin: Path, cluster: str, stop: str, *envs: str) -> tuple[str, str]:
