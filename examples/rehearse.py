@@ -5,7 +5,7 @@ machine instead of a cloud bucket.
     python examples/rehearse.py examples/vicuna/finetune.yaml -o /tmp/r.yaml
     sky launch -y /tmp/r.yaml                          # runs the CPU stand-in, checkpoints
     python examples/rehearse.py examples/genomics/kmer.yaml --zone local-b -o /tmp/k.yaml
-    sky jobs launch -y /tmp/k.yaml --deadline 2h --duration 1h   # on a trace-bound zone
+    sky jobs launch -y /tmp/k.yaml --deadline 150m --duration 100m --restart-overhead 20m
 
 What changes, per task of the file (multi-document pipelines too):
 * resources -> `{cloud: local}` (plus `zone` and `use_spot` when asked / when the original
