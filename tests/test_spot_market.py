@@ -82,7 +82,7 @@ def test_spot_processes_killed_when_capacity_disappears(sky_home):
     proc.wait(timeout=5)  # killed by the reaper, not by us
     died = time.time()
     assert proc.returncode == -9
-    assert now + 1.2 - 0.05 <= died <= now + 1.2 + 0.5
+    assert now + 1.2 - 0.05 <= died <= now + 1.2 + 1.0  # at the boundary (slack: a loaded CI)
     assert set(prov.query(info).values()) == {PREEMPTED}
     # capacity back at tick 5: still PREEMPTED (the instance is gone), a relaunch works
     time.sleep(max(0.0, now + 2.05 - time.time()))
