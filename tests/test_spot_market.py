@@ -103,3 +103,31 @@ def test_terminate_kills_the_reaper(sky_home):
     assert kill_env("SKYBROKER_NODE_TAG", _tag_prefix("r1"), 0, prefix=True) == 1  # the reaper
     prov.terminate(info)
     assert kill_env("SKYBROKER_NODE_TAG", _tag_prefix("r1"), 0, prefix=True) == 0
+
+
+def test_sky_launch_rehearsal_is_preempted_on_the_trace(sky_home, tmp_path):
+    """The user feature: `sky launch --use-spot` in a trace-bound zone lives as long as the
+    trace's capacity; then its job dies and `sky status` says the spot node was preempted."""
+    from click.testing import CliRunner
+
+    from skybroker.cli import cli
+    from skybroker.core import lifecycle
+
+    write_market(sky_home, [1, 1, 1, 1, 0, 1], spt=0.5, epoch=time.time())
+    task = tmp_path / "t.yaml"
+    task.write_text("resources:\n  cloud: local\n  zone: local-b\n  use_spot: true\n"
+                    "run: echo started; sleep 30\n")
+    res = CliRunner().invoke(cli, ["launch", "-y", "-d", "-c", "rehearsal", str(task)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    end = time.time() + 10
+    while time.time() < end:
+        (rec,) = lifecycle.status(["rehearsal"])
+        if rec.status != "UP":
+            break
+        time.sleep(0.1)
+    assert rec.status == "INIT" and "preempted" in (rec.last_error or "")
+    from skybroker.runtime.agent import kill_env
+
+    assert kill_env("SKYBROKER_NODE_TAG", _tag_prefix("rehearsal"), 0, prefix=True) == 0
+    lifecycle.down("rehearsal")
