@@ -109,3 +109,19 @@ def test_policy_validation(fast_jobs, tmp_path):
     assert S.get(jid).params["recovery"] == "eager_next_region"
     assert S.get(jid).params["policy"] is None
 
+
+
+def test_one_controller_per_home(fast_jobs):
+    import time
+
+    from skybroker.jobs.controller import controller_pid, ensure_running
+    from skybroker.runtime.agent import kill_env
+
+    for _ in range(3):
+        ensure_running()
+    end = time.time() + 10
+    while time.time() < end and controller_pid() in (None, -1):
+        time.sleep(0.05)
+    time.sleep(1.0)  # the losers of the lock race have exited by now
+    assert controller_pid() not in (None, -1)
+    assert kill_env("SKYBROKER_HOME", str(fast_jobs), 0) == 1  # signal 0: just count
