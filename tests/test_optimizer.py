@@ -242,3 +242,16 @@ def test_pipeline_dryrun(tmp_path):
     data = json.loads(res.output)
     assert [t["name"] for t in data["tasks"]] == ["train", "eval"]
     assert data["egress_cost"] >= 0
+
+
+def test_cli_gpus_none_drops_accelerators(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("resources:\n  accelerators: A100:8\n")
+    res = CliRunner().invoke(cli, ["launch", "--dryrun", "--json", "--gpus", "none",
+                                   "--cloud", "aws", str(p)])
+    assert res.exit_code == 0, res.output
+    assert all(x["accelerators"] is None for x in json.loads(res.output)["placements"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('resources:\n  accelerators: ""\n')
+    res = CliRunner().invoke(cli, ["launch", "--dryrun", str(bad)])
+    assert res.exit_code != 0 and "accelerators" in str(res.exception or res.output)

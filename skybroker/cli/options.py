@@ -16,7 +16,7 @@ def resource_options(f):
         click.option("--cloud", metavar="CLOUD", help="Only this cloud (aws, gcp, azure, local, ssh)."),
         click.option("--region", metavar="REGION", help="Only this region."),
         click.option("--zone", metavar="ZONE", help="Only this zone."),
-        click.option("--gpus", metavar="NAME[:COUNT]", help="Accelerators, e.g. A100:8 (overrides resources.accelerators)."),
+        click.option("--gpus", metavar="NAME[:COUNT]", help="Accelerators, e.g. A100:8 (overrides resources.accelerators); 'none' drops them, e.g. to rehearse a GPU task on the local cloud."),
         click.option("-t", "--instance-type", metavar="TYPE", help="Instance type, e.g. p3.2xlarge."),
         click.option("--cpus", metavar="N[+]", help="vCPUs per node; '4+' means at least 4."),
         click.option("--memory", metavar="GB[+]", help="Memory per node in GiB; '32+' means at least 32."),

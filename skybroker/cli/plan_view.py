@@ -29,6 +29,9 @@ def _override_resources(res, opts: dict[str, Any]):
         if opts.get(cli_key) is not None:
             if key in ("region", "zone"):
                 cfg.pop("infra", None)
+            if key == "accelerators" and str(opts[cli_key]).strip().lower() in ("none", ""):
+                cfg.pop("accelerators", None)  # --gpus none: run without accelerators
+                continue
             cfg[key] = opts[cli_key]
     return Resources.from_yaml_config(cfg)
 

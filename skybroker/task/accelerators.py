@@ -68,7 +68,7 @@ def parse_accelerators(value: Any, loc: Loc) -> tuple[list[tuple[str, float]], s
     out: list[tuple[str, float]] = []
     if isinstance(value, str):
         text = value.strip()
-        if text[:1] in "{[" and text[-1:] in "}]":  # a quoted set/list
+        if text and text[0] in "{[" and text[-1] in "}]":  # a quoted set/list
             kind = SET if text[0] == "{" else LIST
             out = [_from_text(p, loc) for p in text[1:-1].split(",") if p.strip()]
             if not out:
