@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 _DUR = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([smhd]?)\s*$", re.I)
-_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "": 3600.0}
+# Hours per unit, applied as one multiplication so '48h' is exactly 48.0 (going through
+# seconds would round some values one unit in the last place below the tick they name).
+_HOURS = {"s": 1 / 3600, "m": 1 / 60, "h": 1.0, "d": 24.0, "": 1.0}
 
 
 def parse_duration_hours(value: str | float | int, field: str = "duration") -> float:
@@ -21,4 +23,10 @@ def parse_duration_hours(value: str | float | int, field: str = "duration") -> f
         raise ValueError(
             f"{field}: expected a duration like '48h', '90m', '2d' or a number of hours, got {value!r}"
         )
-    return float(m.group(1)) * _SECONDS[m.group(2).lower()] / 3600.0
+    unit = m.group(2).lower()
+    value = float(m.group(1))
+    if unit == "s":
+        return value / 3600.0
+    if unit == "m":
+        return value / 60.0
+    return value * _HOURS[unit]
