@@ -136,6 +136,11 @@ def test_detach_then_logs_follow_and_exit_code(tmp_path):
     out = api.logs("dl", on_line=on_line)
     assert lines == ["one", "two", "ERROR: run failed on node rank 0 with exit code 4"]
     assert out.status == "FAILED" and out.returncode == 4
+    # A streamed job's log is also kept here: readable while the cluster is stopped.
+    api.launch(task_file(tmp_path, "run: echo streamed\n", "t2.yaml"), "dl", on_line=lambda s: None)
+    api.stop("dl")
+    kept, on_kept = collect()
+    assert api.logs("dl", 2, on_line=on_kept).status == "SUCCEEDED" and kept == ["streamed"]
 
 
 def test_job_survives_client_and_cancel_kills_everywhere(tmp_path):
@@ -187,6 +192,8 @@ def test_stop_start_down_leave_nothing_running(tmp_path):
     assert tagged_pids("life")
     api.stop("life")
     assert tagged_pids("life") == []
+    with pytest.raises(SkyError, match="No log of job 1"):  # never streamed here: no local copy
+        api.logs("life", 1, on_line=lambda s: None)
     assert cstate.get("life").status == "STOPPED"
     assert api.status(["life"])[0].status == "STOPPED"
     api.start("life")

@@ -85,7 +85,12 @@ def test_pool_capacity_and_claims(pool, tmp_path):
     with pytest.raises(ResourcesUnavailableError, match="1 free host"):
         api.launch(f2, "other", on_line=lambda s: None)
     assert cstate.get("other") is None
-    api.down("big")
+    api.autostop("big", 0, down=True)  # the head's agent downs it; status notices, hosts free up
+    deadline = time.time() + 15
+    while cstate.get("big") is not None and time.time() < deadline:
+        api.status(refresh=True)
+        time.sleep(0.2)
+    assert cstate.get("big") is None
     assert api.launch(f2, "other", on_line=lambda s: None).status == "SUCCEEDED"
 
 
@@ -107,6 +112,12 @@ def test_cancel_and_down_kill_on_every_node(pool, tmp_path):
         time.sleep(0.05)
     assert len(tagged_pids("k")) <= 1  # the head's agent daemon may remain; job processes are gone
     assert api.queue("k")[-1].status == "CANCELLED"
+    api.exec("k", "sleep 60", detach_run=True)
+    api.stop("k")  # your hosts keep running; the cluster's processes do not
+    assert tagged_pids("k") == [] and api.status(["k"], refresh=True)[0].status == "STOPPED"
+    api.start("k")
+    assert api.exec("k", "echo back", on_line=lambda s: None).status == "SUCCEEDED"
+    assert api.queue("k")[1].status == "FAILED"  # its driver stopped with the cluster
     api.down("k")
     assert tagged_pids("k") == []
     assert cstate.get("k") is None

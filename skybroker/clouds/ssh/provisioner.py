@@ -70,8 +70,8 @@ class SSHProvisioner:
         def probe(item: tuple[int, P.Host]) -> NodeInfo:
             rank, h = item
             r = _runner(pool, h, self.notify)
-            root_q = f"{_root_expr(pool.root_dir)}/{shlex.quote(spec.cluster_name)}/0"
-            rc, out = r.run(_PROBE + (_CLEAR.format(root=root_q) if rank == 0 else ""))
+            root_q = f"{_root_expr(pool.root_dir)}/{shlex.quote(spec.cluster_name)}/{rank}"
+            rc, out = r.run(_PROBE + _CLEAR.format(root=root_q))
             facts = dict(line.split("=", 1) for line in out.decode(errors="replace").splitlines()
                          if "=" in line)
             if rc != 0 or "PY" not in facts:
@@ -117,20 +117,28 @@ class SSHProvisioner:
         def one(item: tuple[NodeInfo | None, P.Host]) -> tuple[str, str]:
             node, h = item
             root = shlex.quote(node.extra["root"])
-            cmd = f"test -d {root} && echo DIR; cat {shlex.quote(head_root)}/.sky/stopped " \
-                  f"{shlex.quote(head_root)}/.sky/autostopped 2>/dev/null; true"
+            # Every node keeps its own `stopped` mark; autostop leaves its mark on the head.
+            cmd = f"test -d {root} && echo DIR; test -e {root}/.sky/stopped && echo STOPPED_MARK; "
+            if node.extra["root"] == head_root:
+                cmd += f"cat {root}/.sky/autostopped 2>/dev/null; "
             try:
-                rc, out = _runner(pool, h).run(cmd, timeout=liveness)
+                rc, out = _runner(pool, h).run(cmd + "true", timeout=liveness)
             except SkyError:
                 return node.node_id, UNREACHABLE
             text = out.decode(errors="replace")
-            if "DIR" not in text or '"mode": "down"' in text:
+            if '"mode": "down"' in text:
+                return node.node_id, "AUTODOWN"
+            if '"mode": "stop"' in text:
+                return node.node_id, "AUTOSTOP"
+            if "DIR" not in text:
                 return node.node_id, TERMINATED
-            if "mode" in text or "stopped" in text:
-                return node.node_id, STOPPED
-            return node.node_id, RUNNING
+            return node.node_id, STOPPED if "STOPPED_MARK" in text else RUNNING
 
-        return dict(_pmap(one, [x for x in nodes if x[0] is not None]))
+        states = dict(_pmap(one, [x for x in nodes if x[0] is not None]))
+        auto = {"AUTODOWN": TERMINATED, "AUTOSTOP": STOPPED}.get(states.get(cluster.head.node_id, ""))
+        if auto is not None:  # the head's agent stopped the whole cluster
+            return {n: auto if s != UNREACHABLE else s for n, s in states.items()}
+        return states
 
     def _kill(self, pool: P.Pool, nodes: list, cluster_name: str, extra_cmd: str = "") -> None:
         from skybroker.runtime.cluster import node_tag
@@ -165,11 +173,8 @@ class SSHProvisioner:
 
     def stop(self, cluster: ClusterInfo) -> None:
         pool, nodes = self._nodes(cluster)
-        self._kill(pool, nodes, cluster.cluster_name)
-        head = nodes[0]
-        if head[0] is not None:
-            _runner(pool, head[1]).run(f"mkdir -p {shlex.quote(head[0].extra['root'])}/.sky && "
-                                       f"date > {shlex.quote(head[0].extra['root'])}/.sky/stopped")
+        self._kill(pool, nodes, cluster.cluster_name,
+                   "mkdir -p {root}/.sky && echo stopped > {root}/.sky/stopped")
 
     def start(self, cluster: ClusterInfo) -> ClusterInfo:
         pool, nodes = self._nodes(cluster)
@@ -177,8 +182,9 @@ class SSHProvisioner:
         bad = [f"{n}={s}" for n, s in states.items() if s not in (RUNNING, STOPPED)]
         if bad:
             raise SkyError(f"Cannot start {cluster.cluster_name}: {', '.join(bad)}.")
-        _runner(pool, nodes[0][1]).run(f"rm -f {shlex.quote(cluster.head.extra['root'])}/.sky/stopped "
-                                       f"{shlex.quote(cluster.head.extra['root'])}/.sky/autostopped")
+        _pmap(lambda item: _runner(pool, item[1]).run(
+            f"rm -f {shlex.quote(item[0].extra['root'])}/.sky/stopped "
+            f"{shlex.quote(item[0].extra['root'])}/.sky/autostopped"), [x for x in nodes if x[0]])
         for n in cluster.nodes:
             n.state = RUNNING
         return cluster
