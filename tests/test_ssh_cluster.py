@@ -79,6 +79,15 @@ run: |
     assert r.reused and not any("setup-" in x for x in lines)
 
 
+def test_worker_exit_255_is_its_own_failure(pool, tmp_path):
+    f = task_file(tmp_path, "num_nodes: 2\nrun: '[ $SKYPILOT_NODE_RANK = 0 ] || exit 255'\n")
+    lines: list[str] = []
+    r = api.launch(f, "e255", on_line=lines.append)
+    assert r.status == "FAILED" and r.returncode == 255
+    assert "ERROR: run failed on node rank 1 with exit code 255" in lines
+    assert cstate.get("e255").status == "UP"  # nothing was lost
+
+
 def test_pool_capacity_and_claims(pool, tmp_path):
     f2 = task_file(tmp_path, "num_nodes: 2\nrun: echo a\n")
     api.launch(f2, "big", on_line=lambda s: None)

@@ -29,7 +29,7 @@ import time
 PENDING, SETTING_UP, RUNNING = "PENDING", "SETTING_UP", "RUNNING"
 SUCCEEDED, FAILED, FAILED_SETUP, CANCELLED = "SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED"
 TERMINAL = (SUCCEEDED, FAILED, FAILED_SETUP, CANCELLED)
-MARK_ID, MARK_END, MARK_PID = "__SKY_JOB_ID__", "__SKY_JOB_END__", "__SKY_PGID__"
+MARK_ID, MARK_END, MARK_PID, MARK_RC = "__SKY_JOB_ID__", "__SKY_JOB_END__", "__SKY_PGID__", "__SKY_RC__"
 POLL_S = 0.02
 IDLE_EXIT_S = 120.0
 # curve25519 first: the post-quantum default kex costs ~0.3 s per connection on small nodes.
@@ -169,7 +169,13 @@ def exec_node() -> int:
             out.flush()
         except OSError:  # the head is gone: keep draining so the job is not blocked
             pass
-    return p.wait()
+    rc = p.wait()
+    try:  # says "the command ended with rc", as opposed to the connection dying (ssh 255)
+        out.write(("%s %d\n" % (MARK_RC, rc)).encode())
+        out.flush()
+    except OSError:
+        pass
+    return rc
 
 
 def kill_on_nodes(cluster: dict, key: str, value: str, nodes=None) -> None:
@@ -218,7 +224,7 @@ def run_phase(root: str, cluster: dict, spec: dict, job_id: int, phase: str, log
     multi = len(nodes) > 1
     lock = threading.Lock()
     log = open(log_path, "ab", buffering=0)
-    procs, pids = [], {}
+    procs, pids, ended = [], {}, set()
     for rank, node in enumerate(nodes):
         cwd = os.path.join(node["root"], "sky_workdir")
         p = start_on_node(cluster, node, script, node_env(cluster, spec, job_id, rank, nodes), cwd)
@@ -232,6 +238,9 @@ def run_phase(root: str, cluster: dict, spec: dict, job_id: int, phase: str, log
         for line in iter(p.stdout.readline, b""):
             if line.startswith(MARK_PID.encode()):
                 pids[str(rank)] = int(line.split()[1])
+                continue
+            if line.startswith(MARK_RC.encode()):
+                ended.add(rank)
                 continue
             with lock:
                 log.write(prefix + line if multi else line)
@@ -256,7 +265,7 @@ def run_phase(root: str, cluster: dict, spec: dict, job_id: int, phase: str, log
     msg = ""
     if failed is not None:
         rc, node = rcs[failed], nodes[failed]
-        if node.get("ssh") and rc == 255:
+        if node.get("ssh") and rc == 255 and failed not in ended:
             msg = "node rank %d (%s) was lost: ssh to it failed mid-job" % (failed, node["ip"])
         else:
             msg = "%s failed on node rank %d with exit code %d" % (phase, failed, rc)
@@ -309,7 +318,8 @@ def read_autostop(root: str) -> dict:
 
 def do_autostop(root: str, cluster: dict, down: bool) -> None:
     """Idle long enough: stop every process of the cluster and leave a marker for the laptop."""
-    for node in cluster["nodes"]:
+    # Workers first (through the head's ssh connections, which die with the head's processes).
+    for node in sorted(cluster["nodes"], key=lambda n: not n.get("ssh")):
         if node.get("ssh"):
             kill_on_nodes(cluster, "SKYBROKER_NODE_TAG", node["tag"], [node])
         else:  # spare the CLI's own agent commands (e.g. the `autostop` that armed us)
