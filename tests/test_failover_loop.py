@@ -226,3 +226,86 @@ def test_empty_plan_is_a_clear_error():
 def test_backoff_is_capped():
     b = fo.Backoff(initial_s=10, max_s=25, jitter=0)
     assert [b.next_delay() for _ in range(4)] == [10, 20, 25, 25]
+
+
+class ColumnarPlan:
+    """The shape of skybroker.optimizer.Plan: table columns + spot, placements built on access."""
+
+    def __init__(self, rows):
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        self._rows = rows
+        self.table = SimpleNamespace(**{k: np.array([getattr(r.offer, k) or "" for r in rows])
+                                        for k in ("cloud", "region", "zone", "instance_type")})
+        self.spot = np.array([r.spot for r in rows])
+        self.built = 0
+
+    @property
+    def placements(self):
+        plan = self
+
+        class Lazy:
+            def __len__(self):
+                return len(plan._rows)
+
+            def __getitem__(self, i):
+                plan.built += 1
+                return plan._rows[i]
+
+        return Lazy()
+
+
+def test_columnar_plan_skips_a_blocked_cloud_without_building_its_placements():
+    rows = [P("aws", f"r{i % 7}", f"r{i % 7}-{i % 3}", f"t{i % 11}") for i in range(60_000)]
+    rows += [P("gcp", "g", "g-a", "n1"), P("gcp", "g", "g-b", "n1")]
+    plan = ColumnarPlan(rows)
+    aws = FakeCloud("aws", {(f"r{r}", None, None, None): errors.CredentialsError("AuthFailure") for r in range(7)})
+    gcp = FakeCloud("gcp", {("g", "g-a", "n1", True): errors.CapacityError("stockout", "zone")})
+    import time as _t
+
+    t0 = _t.perf_counter()
+    _, placement, attempts = fo.provision_with_failover(plan, make_spec, get_provisioner={"aws": aws, "gcp": gcp}.get)
+    assert _t.perf_counter() - t0 < 2.0
+    assert placement.offer.zone == "g-b" and [a.outcome for a in attempts] == ["CREDENTIALS", "CAPACITY", "UP"]
+    assert plan.built == 3  # one aws row, two gcp rows: the other 59,999 were dropped by a mask
+
+
+def test_columnar_memory_order_matches_the_plain_walk():
+    rows = [P("aws", "r", z, t, s) for z in ("r-a", "r-b") for t in ("p5", "g5") for s in (True, False)]
+    fo.remember([fo.Block("aws", "r", "r-a", "p5", True, "x"), fo.Block("aws", "r", None, "g5", False, "y")])
+    order_cols = _tried(ColumnarPlan(rows))
+    order_list = _tried(rows)
+    assert order_cols == order_list
+    assert order_list[-3:] == [rows[0], rows[3], rows[7]]  # remembered failures last, in plan order
+
+
+def _tried(plan):
+    """Placements in the order the loop tried them (every launch is throttled)."""
+    busy = FakeCloud("aws", {("r", None, None, None): errors.ThrottledError("busy")})
+    with pytest.raises(errors.ResourcesUnavailableError):
+        fo.provision_with_failover(plan, make_spec, get_provisioner=lambda c: busy)
+    return [P("aws", r, z, t, s) for r, z, t, s in busy.calls]
+
+
+def test_broker_id_and_ssh_key_are_one_per_home_under_concurrency():
+    """Threads of one process (concurrent launches via the API) must agree on both."""
+    import subprocess
+    import threading
+
+    from skybroker.clouds import clients
+
+    ids, keys = [], []
+    threads = [threading.Thread(target=lambda: (ids.append(clients.broker_id()),
+                                                keys.append(clients.ssh_identity())))
+               for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1 and len(set(keys)) == 1
+    path, public = keys[0]
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", path], capture_output=True, text=True)
+    if derived.returncode == 0:  # openssh-client present: the halves belong together
+        assert derived.stdout.split()[:2] == public.split()[:2]

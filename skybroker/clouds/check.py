@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -185,7 +186,7 @@ def _save(results: list[CloudStatus]) -> None:
     cached = load_cache() or {}
     now = time.time()
     cached.update({r.cloud: {**asdict(r), "at": now} for r in results})
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = path.with_suffix(f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.write_text(json.dumps({"checked_at": time.time(), "clouds": cached}, indent=1))
     os.replace(tmp, path)
 

@@ -36,7 +36,7 @@ def broker_id() -> str:
     except OSError:
         pass
     value = uuid.uuid4().hex[:12]
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = path.with_suffix(f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.write_text(value + "\n")
     try:
         os.link(tmp, path)  # first writer wins; concurrent launches agree on one id
@@ -277,6 +277,22 @@ def azure_client(kind: str) -> Any:
 # ---- reaching nodes ----
 
 
+def _make_ssh_key(path: Any, pub: Any) -> None:
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption())
+    public = key.public_key().public_bytes(ser.Encoding.OpenSSH, ser.PublicFormat.OpenSSH)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp, tmp_pub = path.parent / f".{path.name}.{tag}", pub.parent / f".{pub.name}.{tag}"
+    tmp.write_bytes(private)
+    os.chmod(tmp, 0o600)
+    tmp_pub.write_text(public.decode() + f" skybroker-{broker_id()}\n")
+    os.replace(tmp, path)
+    os.replace(tmp_pub, pub)
+
+
 def ssh_identity() -> tuple[str, str]:
     """(private key path, public key line) of this broker's SSH key, made on first use.
 
@@ -287,18 +303,16 @@ def ssh_identity() -> tuple[str, str]:
     path = keys / "sky-key"
     pub = keys / "sky-key.pub"
     if not (path.exists() and pub.exists()):
-        from cryptography.hazmat.primitives import serialization as ser
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
         keys.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        private = key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.OpenSSH, ser.NoEncryption())
-        public = key.public_key().public_bytes(ser.Encoding.OpenSSH, ser.PublicFormat.OpenSSH)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(private)
-        os.chmod(tmp, 0o600)
-        pub.write_text(public.decode() + f" skybroker-{broker_id()}\n")
-        os.replace(tmp, path)
+        with open(keys / ".lock", "a+") as lock:  # concurrent launches must agree on one key
+            try:
+                import fcntl
+
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except (ImportError, OSError):
+                pass
+            if not (path.exists() and pub.exists()):
+                _make_ssh_key(path, pub)
     return str(path), pub.read_text().strip()
 
 

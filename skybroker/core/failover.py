@@ -27,7 +27,8 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -187,7 +188,7 @@ def _write_memory(update: Callable[[list[dict]], list[dict]]) -> None:
         now = time.time()
         rows = [r for r in rows if isinstance(r, dict) and float(r.get("expires", 0)) > now]
         rows = update(rows)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")
         tmp.write_text(json.dumps(rows, indent=1))
         os.replace(tmp, path)
 
@@ -216,21 +217,82 @@ def forget(placement: Any) -> None:
             **{k: r.get(k) for k in ("cloud", "region", "zone", "instance_type", "spot")}).matches(placement)])
 
 
-def order_by_memory(placements: Sequence[Any], memory: Sequence[Block]) -> Iterator[Any]:
-    """Plan order, except recently failed offers go last (still in plan order among them).
+class _Walk:
+    """The plan's placements still to try, in order (recently failed offers last).
 
-    Lazy: a plan may hold tens of thousands of placements built on access, and the first
-    launch attempt should not wait for all of them.
+    On a columnar plan (`skybroker.optimizer.Plan`: `table` columns + `spot`), blocks drop
+    rows with a few numpy comparisons, so a blocked cloud's tens of thousands of rows are
+    skipped without building a Placement each; any other sequence is checked one by one.
     """
-    stale: list[int] = []
-    for i in range(len(placements)):
-        p = placements[i]
-        if memory and any(b.matches(p) for b in memory):
-            stale.append(i)
+
+    def __init__(self, plan: Any, placements: Sequence[Any], memory: Sequence[Block],
+                 blocks: Sequence[Block]) -> None:
+        self.placements, self.blocks, self.skipped, self.pos = placements, list(blocks), 0, 0
+        self.cols = _columns(plan, len(placements))
+        if self.cols is not None:
+            import numpy as np
+
+            order = np.arange(len(placements))
+            if memory:
+                stale = self._mask(memory)
+                order = np.concatenate([order[~stale], order[stale]])
+            self.order: Any = order
+            self._drop(self.blocks)
         else:
-            yield p
-    for i in stale:
-        yield placements[i]
+            stale = [i for i in range(len(placements)) if memory and any(b.matches(placements[i]) for b in memory)]
+            fresh = sorted(set(range(len(placements))) - set(stale))
+            self.order = fresh + stale
+
+    def _mask(self, blocks: Sequence[Block]) -> Any:
+        import numpy as np
+
+        c = self.cols
+        out = np.zeros(len(c["cloud"]), dtype=bool)
+        for b in blocks:
+            m = c["cloud"] == b.cloud
+            for key in ("region", "zone", "instance_type"):
+                if getattr(b, key) is not None:
+                    m &= c[key] == getattr(b, key)
+            if b.spot is not None:
+                m &= c["spot"] == bool(b.spot)
+            out |= m
+        return out
+
+    def _drop(self, blocks: Sequence[Block]) -> None:
+        if blocks and self.cols is not None:
+            rest = self.order[self.pos:]
+            bad = self._mask(blocks)[rest]
+            self.skipped += int(bad.sum())
+            self.order, self.pos = rest[~bad], 0
+
+    def block(self, b: Block) -> None:
+        self.blocks.append(b)
+        self._drop([b])
+
+    def next(self) -> Any | None:
+        while self.pos < len(self.order):
+            p = self.placements[int(self.order[self.pos])]
+            self.pos += 1
+            if self.cols is None and any(b.matches(p) for b in self.blocks):
+                self.skipped += 1
+                continue
+            return p
+        return None
+
+
+def _columns(plan: Any, n: int) -> dict[str, Any] | None:
+    """cloud/region/zone/instance_type/spot arrays of a columnar plan, else None."""
+    table, spot = getattr(plan, "table", None), getattr(plan, "spot", None)
+    if table is None or spot is None:
+        return None
+    try:
+        import numpy as np
+
+        cols = {k: np.asarray(getattr(table, k)) for k in ("cloud", "region", "zone", "instance_type")}
+        cols["spot"] = np.asarray(spot, dtype=bool)
+    except Exception:  # not the table we know: check placements one by one
+        return None
+    return cols if all(len(v) == n for v in cols.values()) else None
 
 
 # ---- the loop ----
@@ -294,15 +356,11 @@ def provision_with_failover(
     attempts: list[Attempt] = []
     permanent: list[Block] = []  # credentials / invalid: never worth a second round
     provisioners: dict[str, Any] = {}
-    rnd = skipped = 0
+    rnd = 0
     while True:
         rnd += 1
-        blocks: list[Block] = list(permanent)
-        skipped = 0
-        for p in order_by_memory(placements, memory):
-            if blocks and any(b.matches(p) for b in blocks):
-                skipped += 1
-                continue
+        walk = _Walk(plan, placements, memory, permanent)
+        while (p := walk.next()) is not None:
             cloud = p.offer.cloud
             t0 = time.monotonic()
             spec = None
@@ -322,7 +380,7 @@ def provision_with_failover(
                 outcome, block = _block_for(p, e)
                 a = Attempt(p, outcome, block.reason or type(e).__name__, time.monotonic() - t0, rnd)
                 attempts.append(a)
-                blocks.append(block)
+                walk.block(block)
                 if outcome in (CREDENTIALS, INVALID, UNSUPPORTED):
                     permanent.append(block)
                 if outcome not in (THROTTLED, ERROR, CREDENTIALS, UNSUPPORTED):
@@ -339,10 +397,11 @@ def provision_with_failover(
                 on_attempt(a)
             forget(p)
             return info, p, attempts
-        if (not retry_until_up or skipped == len(placements)
-                or (max_rounds is not None and rnd >= max_rounds)
-                or all(any(b.matches(p) for b in permanent) for p in placements)):
+        skipped = walk.skipped
+        if not retry_until_up or (max_rounds is not None and rnd >= max_rounds):
             break
+        if _Walk(plan, placements, [], permanent).next() is None:
+            break  # only credentials/invalid/unsupported blocks remain: retrying cannot help
         memory = []  # later rounds walk the plan in its own order
         sleep(backoff.next_delay())
     raise errors.ResourcesUnavailableError(
