@@ -74,15 +74,18 @@ def rehearsal(sky_home: Path, tmp_path: Path):
     kill_env("SKYBROKER_HOME", str(sky_home))  # the controller, reapers, node processes
 
 
-def _launch(task: Path) -> int:
+def _launch(task: Path, zones: dict[str, Path] | None = None, duration_h: float = DURATION_H,
+            deadline_h: float = DEADLINE_H) -> int:
     from skybroker import jobs
 
     home = Path(os.environ["SKYBROKER_HOME"])
-    (home / "config.yaml").write_text(
-        f"local:\n  spot_markets:\n    local-b:\n      trace: {TRACE}\n"
-        f"      seconds_per_tick: {SPT}\n      start_tick: {START}\n"
-        f"      epoch: {time.time() + 2.5}\n")
-    return jobs.launch(task, deadline_h=DEADLINE_H, duration_h=DURATION_H,
+    epoch = time.time() + 2.5
+    cfg = "local:\n  spot_markets:\n"
+    for zone, trace in (zones or {"local-b": TRACE}).items():
+        cfg += (f"    {zone}:\n      trace: {trace}\n      seconds_per_tick: {SPT}\n"
+                f"      start_tick: {START}\n      epoch: {epoch}\n")
+    (home / "config.yaml").write_text(cfg)
+    return jobs.launch(task, deadline_h=deadline_h, duration_h=duration_h,
                        restart_overhead_h=OVERHEAD_H, policy="uniform_progress")
 
 
@@ -95,7 +98,8 @@ def _per_tick(job_id: int) -> dict[int, int]:
     return out
 
 
-def _check_against_replay(job_id: int) -> dict:
+def _check_against_replay(job_id: int, traces: list[Path] | None = None,
+                          duration_h: float = DURATION_H, deadline_h: float = DEADLINE_H) -> dict:
     from skybroker.jobs import state as S
     from skybroker.jobs.model import Params
     from skybroker.replay import replay
@@ -109,7 +113,7 @@ def _check_against_replay(job_id: int) -> dict:
         if e["kind"] == "jobs.launched":
             pl = e["data"]["placement"]
             prices["spot" if pl["spot"] else "od"] = pl["hourly_cost"]
-    res = replay(TRACE, "uniform_progress", DURATION_H, DEADLINE_H, OVERHEAD_H,
+    res = replay(traces or TRACE, "uniform_progress", duration_h, deadline_h, OVERHEAD_H,
                  start_tick=tick0, length_ticks=60, price_spot=prices.get("spot", 0.074),
                  price_od=prices.get("od", 0.192), timeline=True)
     rec = res.records[0]
@@ -118,12 +122,13 @@ def _check_against_replay(job_id: int) -> dict:
     finish = max(got) + 1  # the end is observed at the tick after the last decision
     assert [got[t] for t in sorted(got)] == expect, (tick0, got, expect)
     assert finish * G / 3600 == pytest.approx(rec["finish_h"])
-    assert rec["met"] and finish * G <= DEADLINE_H * 3600 + 1e-6
+    assert rec["met"] and finish * G <= deadline_h * 3600 + 1e-6
     model = job.model
     assert model["cost"] == pytest.approx(rec["cost"], rel=1e-9)
     assert model["spot_s"] / 3600 == pytest.approx(rec["spot_h"])
     assert model["od_s"] / 3600 == pytest.approx(rec["od_h"])
-    return {"tick0": tick0, "expect": expect, "record": rec, "job": job, "params": p}
+    return {"tick0": tick0, "expect": expect, "record": rec, "job": job, "params": p,
+            "timeline": res.timelines["uniform_progress"]}
 
 
 def test_controller_decisions_equal_replay(rehearsal: Path, tmp_path: Path):
@@ -167,3 +172,25 @@ def test_decisions_survive_controller_kill9(rehearsal: Path):
     launches = [e for e in S.events(job_id) if e["kind"] == "jobs.launched"]
     assert len(launches) == out["record"]["switches"]  # one cluster per restart, none twice
 
+
+
+def test_multi_zone_rehearsal_moves_zones_like_replay(rehearsal: Path, tmp_path: Path):
+    """Both local zones bound (us-west-2a and 2b): the job starts on spot in local-a, loses it
+    after 6 ticks and moves to spot in local-b, as replay's multi-zone semantics say."""
+    from skybroker import jobs
+    from skybroker.jobs import state as S
+
+    task = tmp_path / "anyzone.yaml"
+    task.write_text(rehearsal.read_text().replace("  zone: local-b\n", ""))
+    other = Path(str(TRACE).replace("2a_", "2b_"))
+    dur, dl = 8.3 * G / 3600, 13 * G / 3600
+    job_id = _launch(task, {"local-a": TRACE, "local-b": other}, dur, dl)
+    jobs.wait(job_id, timeout=40)
+    out = _check_against_replay(job_id, [TRACE, other], dur, dl)
+    zones = {"local-a": 0, "local-b": 1}
+    launched = [zones[e["data"]["placement"]["zone"]] for e in S.events(job_id)
+                if e["kind"] == "jobs.launched"]
+    tl = out["timeline"]
+    expect = [int(z) for k, z in zip(tl["kind"], tl["zone"]) if k == 1]
+    assert launched == [0, 1] and sorted(set(expect)) == [0, 1]
+    assert [d["zone"] for d in S.decisions(job_id) if d["kind"] == 1] == expect

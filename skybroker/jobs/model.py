@@ -75,6 +75,7 @@ class Model:
     price: float = 0.0  # $/h of what runs since the last decision (all nodes)
     launch_tick: int = -1  # tick at which the current spot cluster was decided
     zone: str | None = None
+    zone_idx: int = -1  # multi-zone rehearsals: index of the previous spot tick's zone
     memory: dict[str, list] = field(default_factory=dict)
     spot_s: float = 0.0
     od_s: float = 0.0
@@ -121,21 +122,32 @@ def model_done(p: Params, m: Model) -> bool:
     return p.duration_s is not None and m.left <= EPS
 
 
-def decide(p: Params, m: Model, policy: Any, spot_available: bool, lost: bool,
+def decide(p: Params, m: Model, policy: Any, spot_available: bool | list[bool], lost: bool,
            work_override: float | None = None) -> tuple[int, int, bool]:
     """Steps 3-5: (x, cur, restart). Mutates the model (prev, rem, memory, counters).
 
     ``lost``: the previous tick's cluster is gone (a spot preemption, or a lost node).
+    ``spot_available`` is a bool, or one bool per zone (multi-zone rehearsals): then, as in
+    replay, `finalize` picks the zone (the current one while it has capacity, else the first
+    with some), `m.zone_idx` follows it, and moving to another zone is a restart.
     """
     import numpy as np
 
     from skybroker.policy.base import RunState, finalize, memory_from_json
 
+    multi = isinstance(spot_available, (list, tuple, np.ndarray))
+    avail = np.array([list(spot_available)], dtype=bool) if multi else \
+        np.array([bool(spot_available)])
+    any_avail = bool(avail.any())
     cur = NONE if lost else m.prev
     if m.prev == SPOT and lost:
         m.preemptions += 1
+    zone = None
     if p.deadline_s is None or policy is None:
-        x = (SPOT if spot_available else NONE) if p.wants_spot else OD
+        x = (SPOT if any_avail else NONE) if p.wants_spot else OD
+        if multi and x == SPOT:
+            row = avail[0]
+            zone = m.zone_idx if 0 <= m.zone_idx < row.size and row[m.zone_idx] else int(row.argmax())
     else:
         w = m.work if work_override is None else work_override
         st = RunState(
@@ -143,11 +155,19 @@ def decide(p: Params, m: Model, policy: Any, spot_available: bool, lost: bool,
             work_total=np.array([float(p.duration_s)]), deadline=np.array([float(p.deadline_s)]),
             overhead=np.array([p.overhead_s]), remaining_overhead=np.array([m.rem]),
             prev=np.array([m.prev], dtype=np.int8), cur=np.array([cur], dtype=np.int8),
-            spot_available=np.array([bool(spot_available)]), gap=p.gap_s)
+            spot_available=avail, gap=p.gap_s,
+            zone=np.array([m.zone_idx if multi else -1], dtype=np.int64) if multi else None)
         memory = memory_from_json(m.memory) if m.memory else policy.init_memory(1)
-        x = int(finalize(st, policy.decide(st, memory)).kind[0])
+        dec = finalize(st, policy.decide(st, memory))
+        x = int(dec.kind[0])
+        if multi and dec.zone is not None:
+            zone = int(dec.zone[0]) if x == SPOT else None
         m.memory = {k: np.asarray(v).tolist() for k, v in memory.items()}
     restart = x != cur and x != NONE
+    if multi:
+        new_zone = zone if (x == SPOT and zone is not None) else -1
+        restart = restart or (x == SPOT and cur == SPOT and new_zone != m.zone_idx)
+        m.zone_idx = new_zone
     if restart:
         m.rem = p.overhead_s
         m.switches += 1

@@ -46,8 +46,17 @@ class MarketView:
             raise SkyError("the job is bound to trace zones that are no longer configured "
                            f"({spec.get('zones')}); see local.spot_markets in config.yaml")
 
-    def available(self, tick: int) -> bool:
-        return any(mz.available_tick(t0 + tick, self.nodes) for mz, t0 in self.zones.values())
+    @property
+    def multi(self) -> bool:
+        return len(self.zones) > 1
+
+    def available(self, tick: int) -> bool | list[bool]:
+        """Spot capacity at a tick: a bool, or one per zone (in name order) for several."""
+        got = [mz.available_tick(t0 + tick, self.nodes) for mz, t0 in self.zones.values()]
+        return got if self.multi else got[0]
+
+    def name(self, idx: int) -> str:
+        return list(self.zones)[idx]
 
     def preempted(self, zone: str | None, launch_tick: int, tick: int) -> bool:
         if (zone or "") not in self.zones:
@@ -210,7 +219,7 @@ class JobRunner:
             return self.market.preempted(m.zone, m.launch_tick, t)
         return obs is not None and not obs.alive
 
-    def _available(self, m: M.Model, lost: bool, t: int) -> bool:
+    def _available(self, m: M.Model, lost: bool, t: int) -> bool | list[bool]:
         if self.market is not None:
             return self.market.available(t)
         if m.prev == SPOT and not lost:
@@ -224,14 +233,19 @@ class JobRunner:
         if not old and not restart:
             return None
         name = cluster_name(job, job.runs + 1) if restart else None
-        return {"tick": t, "terminate": old, "launch": x if restart else None, "name": name}
+        zone = None
+        if restart and x == SPOT and self.market is not None and self.market.multi:
+            zone = self.market.name(m.zone_idx)  # finalize chose it, as in replay
+        return {"tick": t, "terminate": old, "launch": x if restart else None, "name": name,
+                "zone": zone}
 
     def _record(self, job, m, snap, t, x, cur, avail, lost, restart, on_tick, now, pending,
                 work_used: float | None = None) -> None:
         data = {"tick": t, "on_tick": on_tick, "elapsed": snap.elapsed, "work": snap.work,
                 "work_used": work_used,
                 "rem_before": snap.rem, "prev": snap.prev, "cur": cur, "kind": x,
-                "avail": bool(avail), "lost": bool(lost), "restart": bool(restart),
+                "avail": [bool(a) for a in avail] if isinstance(avail, list) else bool(avail),
+                "lost": bool(lost), "restart": bool(restart), "zone": m.zone_idx,
                 "lag": round(now - self.p.due(t), 4) if on_tick else None, "cost": m.cost}
         status = job.status
         if lost and x == NONE or (pending and pending.get("launch") is not None and job.runs):
@@ -248,8 +262,11 @@ class JobRunner:
                 "SKYBROKER_WORK_DONE_S": repr(m.work),
                 "SKYBROKER_JOB_DURATION_S": repr(p.duration_s or 0.0)}
 
-    def _blocked(self, m: M.Model, t: int) -> list[tuple]:
-        """Recently preempted zones (regions for eager_next_region), for 3 ticks."""
+    def _blocked(self, m: M.Model, t: int, zone: str | None = None) -> list[tuple]:
+        """Recently preempted zones (regions for eager_next_region), for 3 ticks; with
+        ``zone`` (a multi-zone rehearsal), every other zone of the market instead."""
+        if zone is not None and self.market is not None:
+            return [("local", None, z, None, True) for z in self.market.zones if z != zone]
         out = []
         for a in m.avoid:
             if t - int(a.get("tick", -99)) <= 3 and a.get("cloud"):
@@ -285,7 +302,8 @@ class JobRunner:
             self.backend.terminate(name, None, None)
         job = S.get(self.id)
         try:
-            got = self.backend.launch(job, kind == SPOT, name, self._blocked(m, t), self._env(job, m, t))
+            got = self.backend.launch(job, kind == SPOT, name,
+                                      self._blocked(m, t, pending.get("zone")), self._env(job, m, t))
         except NoPlacementError as e:
             if kind == SPOT and snapshot is not None:  # no spot offering: on-demand may fit
                 self._launch_failed(job, m, pending, kind, str(e), snapshot, lost)
@@ -312,9 +330,12 @@ class JobRunner:
             m = copy.deepcopy(snapshot)
             m.avoid = [a for a in m.avoid if t - int(a.get("tick", -99)) <= 3]
             m.avoid.append({"tick": t, "all_spot": True})
-            x, cur, restart = M.decide(self.p, m, self.policy, False, lost)
+            none: bool | list[bool] = False
+            if self.market is not None and self.market.multi:
+                none = [False] * len(self.market.zones)
+            x, cur, restart = M.decide(self.p, m, self.policy, none, lost)
             pend = self._pending(S.get(self.id), m, x, cur, lost, restart, t)
-            self._record(S.get(self.id), m, snapshot, t, x, cur, False, lost, restart, True,
+            self._record(S.get(self.id), m, snapshot, t, x, cur, none, lost, restart, True,
                          time.time(), pend)
             S.add_event(self.id, "jobs.launch_failed", f"spot: {why.splitlines()[0]}")
             if pend and pend.get("launch") is not None:
