@@ -336,19 +336,18 @@ def apply_ssh_override(cloud: str, nodes: list[Any]) -> None:
 
 
 def finish_nodes(cloud: str, cluster_name: str, nodes: list[Any]) -> dict[str, Any]:
-    """Fill what the SSH runtime needs to reach SDK-cloud nodes; returns provider_data entries.
+    """Apply `<cloud>.ssh_endpoint_override` and `<cloud>.node_root` to fresh nodes.
 
-    Each node gets `extra['home']` and its private directory `extra['root']`
-    (`<node_root>/<cluster>/<rank>`, node_root defaulting to `~/skybroker` of the SSH user,
-    overridable per cloud as `<cloud>.node_root`), after the endpoint override.
+    Everything else the SSH runtime needs it derives itself (`runtime.cluster._reach`: this
+    broker's key from `ssh_identity()`, host keys recorded per cluster; node roots under the
+    SSH user's $HOME). `node_root` pins nodes' private directories (`<node_root>/<cluster>/
+    <rank>`) instead, e.g. for tests whose "VM" is this machine. Returns provider_data
+    entries (none today; the hook keeps the three provisioners in step).
     """
     apply_ssh_override(cloud, nodes)
     base = cloud_config(cloud).get("node_root")
-    for node in nodes:
-        user = node.ssh_user or "root"
-        node_home = "/root" if user == "root" else f"/home/{user}"
-        node.extra.setdefault("home", node_home)
-        node.extra["root"] = f"{base or node_home + '/skybroker'}/{cluster_name}/{node.rank}"
-    identity, _ = ssh_identity()
-    return {"runner": "ssh", "identity_file": identity,
-            "known_hosts": str(home() / "known_hosts"), "strict_host_keys": False}
+    if base:
+        for node in nodes:
+            node.extra["root"] = f"{base}/{cluster_name}/{node.rank}"
+            node.extra.setdefault("home", str(base))
+    return {}
