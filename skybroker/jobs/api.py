@@ -72,9 +72,12 @@ def _market_binding(task: Any, start_by: float) -> tuple[dict[str, Any], Any] | 
         plan = optimize(spot_task, clouds=_pinned_clouds(task))
     except SkyError:
         return None
-    zones = {p.offer.zone for p in plan.placements if True}
-    clouds = {p.offer.cloud for p in plan.placements}
-    if clouds != {"local"} or not zones or not zones <= set(market.zones):
+    zones = set()
+    for p in plan.placements:  # lazy: stops at the first placement outside the market
+        if p.offer.cloud != "local" or p.offer.zone not in market.zones:
+            return None
+        zones.add(p.offer.zone)
+    if not zones:
         return None
     mzs = [market.zones[z] for z in sorted(zones)]
     first = mzs[0]
