@@ -41,10 +41,10 @@ def test_failover_job_runs_to_success_via_cli(fast_jobs, tmp_path):
     out = _sky("jobs", "launch", "-y", str(_task(tmp_path, "echo hello-managed")))
     job_id = int(re.search(r"Managed job (\d+) submitted", out).group(1))
     assert "spot: local." in out  # the summary shown before launching
-    assert "hello-managed" in out and f"Managed job {job_id} SUCCEEDED" in out  # streamed
+    assert out.count("hello-managed") == 1 and f"Managed job {job_id} SUCCEEDED" in out
     job = jobs.wait(job_id, timeout=30)
     assert job.status == "SUCCEEDED", S.events(job_id)
-    assert "hello-managed" in _sky("jobs", "logs", str(job_id))
+    assert _sky("jobs", "logs", str(job_id)).count("hello-managed") == 1
     rows = json.loads(_sky("jobs", "queue", "--json"))
     assert rows[0]["status"] == "SUCCEEDED" and rows[0]["policy"] == "failover"
     assert "SUCCEEDED" in _sky("jobs", "queue")

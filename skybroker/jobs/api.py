@@ -302,7 +302,9 @@ def logs(job: int | str | None = None, *, follow: bool = False, controller: bool
             seen_events = len(evs)
         else:
             d = jobs_dir() / "logs" / str(j.id)
-            texts = [(f.name, f.read_text(errors="replace")) for f in sorted(d.glob("*.log"))] \
+            # Keyed by cluster: an archived log continues what was printed while it ran.
+            texts = [(f.stem, f.read_text(errors="replace")) for f in sorted(d.glob("*.log"),
+                                                                            key=_run_order)] \
                 if d.is_dir() else []
             if j.cluster and j.cluster_info and j.cluster_job_id is not None:
                 texts.append((j.cluster, _current_log(j)))
@@ -315,6 +317,12 @@ def logs(job: int | str | None = None, *, follow: bool = False, controller: bool
         if not follow or j.terminal:
             return j.status
         time.sleep(poll_s)
+
+
+def _run_order(f: Path) -> tuple[int, str]:
+    """Archived logs in launch order (cluster names end in the run number)."""
+    tail = f.stem.rsplit("-", 1)[-1]
+    return (int(tail) if tail.isdigit() else 0, f.stem)
 
 
 def _current_log(j: S.ManagedJob) -> str:

@@ -246,14 +246,16 @@ def parse_progress(text: str, duration_s: float | None = None) -> float | None:
 
 
 def archive_log(info: Any, dest: Path) -> None:
-    """Copy the head node's job logs next to the managed job (the node is about to go)."""
+    """Keep the cluster's job output next to the managed job (the node is about to go), in the
+    very form `sky jobs logs` printed while it ran (so following it never repeats lines)."""
     from skybroker.runtime import cluster as rt
 
     root = Path(rt.node_root(info.head)) / ".sky" / "jobs"
     if info.provider_data.get("runner") != "local" or not root.is_dir():
         return
+    lines: list[str] = []
+    for job_id in sorted(int(p.name) for p in root.iterdir() if p.name.isdigit()):
+        with contextlib.suppress(Exception):
+            rt.logs(info, job_id, follow=False, on_line=lines.append)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "a") as out:
-        for f in sorted(root.rglob("*.log")):
-            with contextlib.suppress(OSError):
-                out.write(f.read_text(errors="replace"))
+    dest.write_text("".join(line + "\n" for line in lines))
