@@ -108,3 +108,11 @@ def test_open_ports_extends_the_nsg(arm):
     nsg = arm.requests("PUT", r"/networkSecurityGroups/")[-1]
     assert [r["properties"]["destinationPortRange"] for r in nsg["properties"]["securityRules"]] == [
         "22", "8080", "9000-9100"]
+
+
+def test_arm_sizes_get_the_arm64_image(arm):
+    prov().launch(spec(itype="Standard_D2ps_v5"))
+    prov().launch(spec("c2", itype="Standard_D2s_v5"))
+    skus = [v["properties"]["storageProfile"]["imageReference"]["sku"]
+            for v in arm.requests("PUT", r"/virtualMachines/[^/]+$")]
+    assert skus == ["22_04-lts-arm64", "22_04-lts-gen2"]

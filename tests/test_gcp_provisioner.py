@@ -131,3 +131,28 @@ def test_open_ports_patches_the_cluster_firewall(gce):
     (fw,) = gce.firewalls.values()
     assert fw["allowed"] == [{"IPProtocol": "tcp", "ports": ["22", "8080", "9000-9100"]}]
     assert len(gce.requests("PATCH", r"/firewalls/")) == 1
+
+
+def test_arm_machine_types_get_the_arm64_image(gce):
+    prov().launch(spec(itype="t2a-standard-4"))
+    prov().launch(spec("c2", itype="n2-standard-4"))
+    images = [b["disks"][0]["initializeParams"]["sourceImage"] for b in gce.requests("POST", r"/instances$")]
+    assert images[0].endswith("ubuntu-2204-lts-arm64") and images[1].endswith("ubuntu-2204-lts")
+
+
+def test_catalog_architectures_agree_with_the_image_choice():
+    """Every shipped instance type: the provisioners' arch guess equals the catalog's arch."""
+    import csv
+    from pathlib import Path
+
+    from skybroker.clouds.aws.provisioner import instance_arch
+    from skybroker.clouds.azure.provisioner import size_arch
+    from skybroker.clouds.gcp.provisioner import ARM_FAMILIES
+
+    guess = {"aws": instance_arch, "azure": size_arch,
+             "gcp": lambda t: "arm64" if t.startswith(ARM_FAMILIES) else "x86_64"}
+    root = Path(__file__).resolve().parent.parent / "catalogs"
+    for cloud, f in guess.items():
+        text = (root / f"{cloud}.csv").read_text().splitlines()
+        rows = {(r["instance_type"], r["arch"]) for r in csv.DictReader(text)}
+        assert [t for t, a in rows if (f(t) == "arm64") != (a in ("arm64", "aarch64"))] == [], cloud

@@ -36,7 +36,15 @@ POWER = {"PowerState/running": RUNNING, "PowerState/starting": PENDING,
          "PowerState/stopped": STOPPED, "PowerState/deallocated": STOPPED}
 DEFAULT_IMAGE = {"publisher": "Canonical", "offer": "0001-com-ubuntu-server-jammy",
                  "sku": "22_04-lts-gen2", "version": "latest"}
+DEFAULT_IMAGE_ARM64 = {**DEFAULT_IMAGE, "sku": "22_04-lts-arm64"}
 DEFAULT_SSH_USER = "azureuser"
+# Azure size features after the vCPU count: a lowercase 'p' means an Arm (Ampere) CPU
+# (Standard_D2ps_v5, Standard_B2pts_v2, Standard_E4pds_v5).
+_ARM_SIZE = re.compile(r"^Standard_[A-Z]+\d+(-\d+)?[a-z]*p[a-z]*_v\d", re.ASCII)
+
+
+def size_arch(vm_size: str) -> str:
+    return "arm64" if _ARM_SIZE.match(vm_size) else "x86_64"
 
 
 def group_name(cluster: str, broker: str) -> str:
@@ -154,7 +162,8 @@ class AzureProvisioner:
         public = spec.ssh_public_key or clients.ssh_identity()[1]
         image = spec.image_id or self.config.get("image_id")
         image_ref = ({"id": image} if isinstance(image, str) and image.startswith("/")
-                     else image if isinstance(image, dict) else DEFAULT_IMAGE)
+                     else image if isinstance(image, dict)
+                     else DEFAULT_IMAGE_ARM64 if size_arch(spec.instance_type) == "arm64" else DEFAULT_IMAGE)
         props: dict[str, Any] = {
             "hardwareProfile": {"vmSize": spec.instance_type},
             "storageProfile": {"imageReference": image_ref, "osDisk": {

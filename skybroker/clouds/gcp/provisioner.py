@@ -33,6 +33,8 @@ STATE_MAP = {"PROVISIONING": PENDING, "STAGING": PENDING, "RUNNING": RUNNING, "R
              "STOPPING": STOPPING, "SUSPENDING": STOPPING, "SUSPENDED": STOPPED,
              "TERMINATED": STOPPED}
 DEFAULT_IMAGE = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts"
+DEFAULT_IMAGE_ARM64 = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2204-lts-arm64"
+ARM_FAMILIES = ("t2a-", "c4a-", "n4a-")  # Arm (Ampere Altra / Axion) machine families
 DEFAULT_SSH_USER = "skybroker"
 # catalog accelerator name -> GCE acceleratorType (only for families that attach GPUs)
 ACCELERATOR_TYPES = {
@@ -127,7 +129,8 @@ class GCPProvisioner:
         labels.update({TAG_BROKER: label_value(broker), TAG_NODE_RANK: str(rank)})
         user = spec.ssh_user or self.config.get("ssh_user") or DEFAULT_SSH_USER
         disk = c.AttachedDisk(boot=True, auto_delete=True, initialize_params=c.AttachedDiskInitializeParams(
-            source_image=spec.image_id or self.config.get("image_id") or DEFAULT_IMAGE,
+            source_image=spec.image_id or self.config.get("image_id") or (
+                DEFAULT_IMAGE_ARM64 if spec.instance_type.startswith(ARM_FAMILIES) else DEFAULT_IMAGE),
             disk_size_gb=int(spec.disk_size_gb), disk_type=f"zones/{zone}/diskTypes/pd-balanced",
             labels=labels))
         nic = c.NetworkInterface(network=self.config.get("network", "global/networks/default"),
