@@ -1,4 +1,4 @@
-"""`sky launch --cloud aws task.yaml` end to end: moto provisions, a local sshd plays the VM.
+"""`sky launch` on `cloud: aws` end to end: moto provisions, a local sshd plays the VM.
 
 The instance "IP" is redirected by `aws.ssh_endpoint_override` to a real sshd on loopback that
 accepts this broker's own SSH key (the one pushed to EC2 as the key pair), so setup/run go
@@ -9,49 +9,12 @@ from __future__ import annotations
 
 import getpass
 
-import pytest
-import sshd
 import yaml
 from click.testing import CliRunner
 
-from skybroker.clouds import clients
 from skybroker.clouds.aws.provisioner import list_tagged_instances
 
-pytest_plugins = ["stubs.aws_fixtures"]
-
-pytestmark = pytest.mark.skipif(not sshd.have_sshd(), reason="needs openssh-server (.ci/run installs it)")
-
-
-def kill_processes_under(root: str) -> None:
-    """What terminating a real VM does to its processes: kill every one running from `root`
-    (only processes this test started have our tmp path in their command line)."""
-    import contextlib
-    import os
-    import signal
-    from pathlib import Path
-
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if root in cmd:
-            with contextlib.suppress(OSError):
-                os.kill(int(p.name), signal.SIGKILL)
-
-
-@pytest.fixture
-def vm(tmp_path_factory, sky_home):
-    """One sshd 'VM' that trusts the broker's key; its processes die with it."""
-    c = sshd.Cluster.start(tmp_path_factory.mktemp("awsvm"), 1)
-    _, public = clients.ssh_identity()
-    (c.client_key.parent / "client_key.pub").write_text(public + "\n")  # sshd re-reads it per login
-    c.root = str(c.dir / "vmroot")
-    yield c
-    c.stop()
-    kill_processes_under(c.root)
+pytest_plugins = ["stubs.aws_fixtures", "stubs.vm"]
 
 
 def test_sky_launch_cloud_aws_runs_setup_and_run_then_down_leaves_nothing(aws, vm, sky_home, tmp_path):
