@@ -6,12 +6,19 @@ import click
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("clusters", nargs=-1, required=True)
+@click.argument("clusters", nargs=-1)
 def queue(clusters):
-    """Show the jobs of CLUSTERS."""
+    """Show the jobs of CLUSTERS (default: every UP cluster)."""
     from skybroker.cli.status import ago, table
     from skybroker.core.jobs import queue as core_queue
 
+    if not clusters:
+        from skybroker.core.lifecycle import status as core_status
+
+        clusters = [r.name for r in core_status(None) if r.status == "UP"]
+        if not clusters:
+            click.echo("No UP clusters.")
+            return
     for name in clusters:
         jobs = core_queue(name)
         click.echo(f"Job queue of cluster {name}")
