@@ -41,8 +41,16 @@ def sky_dir(root: str) -> str:
 
 
 def load_cluster(root: str) -> dict:
-    with open(os.path.join(sky_dir(root), "cluster.json")) as f:
-        return json.load(f)
+    """cluster.json, re-read if caught mid-rewrite (every launch/exec re-uploads it)."""
+    for attempt in range(50):
+        try:
+            with open(os.path.join(sky_dir(root), "cluster.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            if attempt == 49:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
 
 
 def db(root: str) -> sqlite3.Connection:
@@ -305,6 +313,15 @@ def run_job(root: str, job_id: int) -> None:
     set_job(root, job_id, True, status=status, rc=rc, ended=time.time(), message=msg)
 
 
+def run_job_safely(root: str, job_id: int) -> None:
+    """A driver error fails its job with the reason, instead of leaving it RUNNING forever."""
+    try:
+        run_job(root, job_id)
+    except Exception as e:  # noqa: BLE001
+        set_job(root, job_id, True, status=FAILED, ended=time.time(),
+                message="job driver error: %r" % (e,))
+
+
 # ---- the daemon ----
 
 
@@ -379,7 +396,7 @@ def schedule(root: str, conn: sqlite3.Connection, running: dict) -> None:
         want = job_demand(cluster, json.loads(row["spec"]), root)
         if not fits(cluster, want, running):
             return
-        t = threading.Thread(target=run_job, args=(root, row["id"]), daemon=True)
+        t = threading.Thread(target=run_job_safely, args=(root, row["id"]), daemon=True)
         running[row["id"]] = (t, want)
         set_job(root, row["id"], True, status=SETTING_UP if want["exclusive"] else RUNNING,
                 started=time.time())
@@ -405,7 +422,11 @@ def daemon(root: str) -> int:
         for job_id in [j for j, (t, _) in running.items() if not t.is_alive()]:
             del running[job_id]
             idle_since = time.time()
-        schedule(root, conn, running)
+        try:
+            schedule(root, conn, running)
+        except Exception as e:  # noqa: BLE001 - the driver of every job must not die of one
+            sys.stderr.write("schedule: %r\n" % (e,))
+            sys.stderr.flush()
         if not running:
             auto = read_autostop(root)
             idle = time.time() - max(idle_since, float(auto.get("set_at", 0)))

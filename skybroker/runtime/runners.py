@@ -112,11 +112,14 @@ class LocalRunner(Runner):
                     os.chmod(dst, mode)
 
     def put_text(self, path: str, text: str, mode: int = 0o644) -> None:
+        """Atomic (temp file + rename): the agent may be reading the file right now."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.chmod(path, mode)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
 
 
 # ---- SSH ----
