@@ -9,6 +9,7 @@ call per cloud. The result is cached in `<home>/check.json` for `sky launch` to 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,32 @@ class CloudStatus:
         return f"{self.cloud.upper():<6} {mark}  {self.detail}"
 
 
+def _require(*modules: str) -> None:
+    """Raise ImportError when a module is not installed, without importing it.
+
+    Importing google.cloud.compute_v1 alone costs seconds; the check only needs to know the
+    SDK is there.
+    """
+    import importlib.util
+
+    for m in modules:
+        try:
+            spec = importlib.util.find_spec(m)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            raise ImportError(f"No module named {m!r}", name=m)
+
+
+def _vm_vendor() -> str:
+    """The machine's DMI vendor/product ('Amazon EC2', 'Google Compute Engine', ...) or ''."""
+    parts = []
+    for f in ("sys_vendor", "product_name"):
+        with contextlib.suppress(OSError):
+            parts.append(Path(f"/sys/class/dmi/id/{f}").read_text().strip())
+    return " ".join(parts)
+
+
 def _sdk_missing(cloud: str, exc: ImportError) -> CloudStatus:
     return CloudStatus(cloud, False, f"SDK not installed ({exc.name or exc}): "
                                      f"pip install 'skybroker[{cloud}]'")
@@ -47,18 +74,25 @@ def _sdk_missing(cloud: str, exc: ImportError) -> CloudStatus:
 
 def check_aws(verify: bool = False) -> CloudStatus:
     try:
-        import boto3  # noqa: F401
+        _require("boto3")
     except ImportError as e:
         return _sdk_missing("aws", e)
     from skybroker.clouds import clients
     from skybroker.errors import SkyError
 
+    # Off EC2, botocore's last resort (the instance metadata service) can only time out.
+    off_ec2 = "amazon" not in _vm_vendor().lower() and "AWS_EC2_METADATA_DISABLED" not in os.environ
+    if off_ec2:
+        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
     try:
         creds = clients.aws_session().get_credentials()
     except SkyError as e:
         return CloudStatus("aws", False, str(e))
     except Exception as e:  # botocore config errors (bad profile, broken SSO cache)
         return CloudStatus("aws", False, f"{type(e).__name__}: {e}")
+    finally:
+        if off_ec2:
+            os.environ.pop("AWS_EC2_METADATA_DISABLED", None)
     if creds is None:
         return CloudStatus("aws", False, "no credentials found: run `aws configure` (or "
                                          "`aws sso login`), or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
@@ -75,19 +109,28 @@ def check_aws(verify: bool = False) -> CloudStatus:
 
 def check_gcp(verify: bool = False) -> CloudStatus:
     try:
-        import google.auth
-        from google.auth import exceptions as gexc
-        from google.cloud import compute_v1  # noqa: F401
+        _require("google.auth", "google.cloud.compute_v1")
     except ImportError as e:
         return _sdk_missing("gcp", e)
     from skybroker.clouds import clients
 
+    no_adc = CloudStatus("gcp", False, "no Application Default Credentials: run "
+                                      "`gcloud auth application-default login` or set "
+                                      "GOOGLE_APPLICATION_CREDENTIALS")
+    # Judge offline first: with no ADC file and off GCE, google.auth.default() would only
+    # spend ~10 s probing the metadata server to say the same.
+    gcloud_dir = Path(os.environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+    if not (os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+            or (gcloud_dir / "application_default_credentials.json").exists()
+            or "google" in _vm_vendor().lower()):
+        return no_adc
+    import google.auth
+    from google.auth import exceptions as gexc
+
     try:
         creds, adc_project = google.auth.default()
     except gexc.DefaultCredentialsError:
-        return CloudStatus("gcp", False, "no Application Default Credentials: run "
-                                         "`gcloud auth application-default login` or set "
-                                         "GOOGLE_APPLICATION_CREDENTIALS")
+        return no_adc
     project = (clients.cloud_config("gcp").get("project_id") or os.environ.get("GOOGLE_CLOUD_PROJECT")
                or adc_project)
     if not project:
@@ -132,8 +175,7 @@ def _azure_cli_subscription() -> str | None:
 
 def check_azure(verify: bool = False) -> CloudStatus:
     try:
-        import azure.identity  # noqa: F401
-        import azure.mgmt.compute  # noqa: F401
+        _require("azure.identity", "azure.mgmt.compute")
     except ImportError as e:
         return _sdk_missing("azure", e)
     from skybroker.clouds import clients

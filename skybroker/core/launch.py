@@ -127,6 +127,9 @@ def _make_spec(task: Any, cluster_name: str) -> Callable[[Any], Any]:
             image_id=getattr(res, "image_id", None),
             ports=[str(x) for x in (getattr(res, "ports", None) or [])],
             labels=dict(getattr(res, "labels", None) or {}),
+            # GCP attaches GPUs separately from the machine type: the spec must carry them.
+            accelerators=({p.offer.accelerator_name: int(p.offer.accelerator_count or 1)}
+                          if p.offer.accelerator_name else {}),
         )
 
     return make
@@ -156,6 +159,12 @@ def _plan(task: Any, clouds: list[str] | None, sort_by: str) -> Any:
     if clouds is None:  # a task pinned to clouds needs only their catalogs loaded
         pins = {getattr(r, "cloud", None) for r in task.resources or []}
         clouds = sorted(pins) if pins and None not in pins else None
+    if clouds is None:  # a real launch uses only clouds with usable credentials (sky check)
+        from skybroker.catalog import available_clouds
+        from skybroker.clouds.check import enabled_clouds_for_launch
+
+        have = set(available_clouds())
+        clouds = [c for c in enabled_clouds_for_launch() if c in have]
     return optimize(task, clouds=clouds, sort_by=sort_by)
 
 
