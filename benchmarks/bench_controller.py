@@ -120,7 +120,7 @@ class FakeBackend:
             if t is not None:
                 self.latencies.append(time.time() - t)
 
-    def exists(self, name):
+    def exists(self, name, job_id):
         return name in self.cloud.clusters
 
 

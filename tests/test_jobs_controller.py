@@ -57,7 +57,7 @@ class FakeBackend:
         if t is not None:
             self.latency.append(time.time() - t)
 
-    def exists(self, name):
+    def exists(self, name, job_id):
         return name in self.clusters
 
     def preempt(self, name: str) -> None:
@@ -140,7 +140,7 @@ def test_preemption_to_relaunch_decision_well_under_5s(task, strategy, block):
     ctl = _serve(be)
     try:
         for _ in range(3):
-            _until(lambda: S.get(jid).cluster is not None and be.exists(S.get(jid).cluster))
+            _until(lambda: S.get(jid).cluster is not None and be.exists(S.get(jid).cluster, jid))
             be.preempt(S.get(jid).cluster)
             _until(lambda: len(be.latency) > 0 and not be.preempted_at)
         assert len(be.latency) == 3 and max(be.latency) < 5.0
@@ -296,3 +296,15 @@ def test_crashes_anywhere_never_two_clusters_never_lost(sky_home, tmp_path, seed
                                        job.cluster, be.clusters, S.events(jid)[-6:])
     assert crashes >= 3 and not be.violations, be.violations
     assert be.clusters == {}  # nothing leaked
+
+
+def test_a_foreign_cluster_of_the_same_name_is_never_touched(sky_home):
+    from skybroker.errors import SkyError
+    from skybroker.jobs.backend import RealBackend
+    from skybroker.state import clusters as cstate
+
+    cstate.upsert("train-7-1", status=cstate.UP, cloud="local", metadata={"task": "mine"})
+    with pytest.raises(SkyError, match="not managed job 7"):
+        RealBackend().exists("train-7-1", 7)
+    cstate.upsert("train-7-2", status=cstate.INIT, cloud="local", metadata={"managed_job": 7})
+    assert RealBackend().exists("train-7-2", 7) and not RealBackend().exists("train-7-3", 7)

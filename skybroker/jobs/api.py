@@ -313,7 +313,7 @@ def logs(job: int | str | None = None, *, follow: bool = False, controller: bool
                 if new:
                     for line in new.rstrip("\n").split("\n"):
                         on_line(line)
-                printed[key] = len(text)
+                printed[key] = max(printed.get(key, 0), len(text))  # a vanishing log: no rewind
         if not follow or j.terminal:
             return j.status
         time.sleep(poll_s)

@@ -223,10 +223,18 @@ class RealBackend:
         elif info:
             get_provisioner(info["cloud"]).terminate(ClusterInfo.from_json(info))
 
-    def exists(self, name: str) -> bool:
+    def exists(self, name: str, job_id: int) -> bool:
+        """Whether this job's cluster ``name`` exists (a cluster of that name that the job did
+        not create is never touched: the launch refuses instead)."""
         from skybroker.state import clusters as cstate
 
-        return cstate.get(name) is not None
+        rec = cstate.get(name)
+        if rec is None:
+            return False
+        if rec.metadata.get("managed_job") != job_id:
+            raise SkyError(f"a cluster named {name!r} exists and is not managed job {job_id}'s",
+                           hint=f"`sky down {name}` or rename it; the job retries.")
+        return True
 
 
 def parse_progress(text: str, duration_s: float | None = None) -> float | None:
