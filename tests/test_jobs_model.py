@@ -35,7 +35,7 @@ def test_model_equals_replay(policy):
     trace = load_trace(TRACE)
     rng = np.random.default_rng(7)
     g = trace.gap_s
-    for _ in range(12):
+    for _ in range(8):
         start = int(rng.integers(0, len(trace) - 400))
         dur = float(rng.uniform(2, 30)) * 3600
         dl = dur * float(rng.uniform(1.05, 2.5))
@@ -87,7 +87,7 @@ def test_multi_zone_model_equals_replay(policy):
     zs = align([load_trace(TRACE), load_trace(str(TRACE).replace("2a_", "2b_"))])
     rng = np.random.default_rng(11)
     g = zs.gap_s
-    for _ in range(10):
+    for _ in range(6):
         start = int(rng.integers(0, len(zs) - 400))
         dur = float(rng.uniform(2, 20)) * 3600
         dl = dur * float(rng.uniform(1.05, 2.5))
