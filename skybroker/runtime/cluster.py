@@ -168,6 +168,9 @@ def prepare(info: Any, task: Any, *, num_gpus_per_node: int = 0, node_cpus: floa
             raise SkyError(f"file_mounts source {src!r} (for {dst}) does not exist.")
         mounts.append((str(dst), p, list_files(p) if p.is_dir() else None))
     ensure_roots(info)
+    if _reach(info)["runner"] == "ssh" and len(info.nodes) > 1:
+        # Record every node's host key before the head's copy of known_hosts is taken.
+        _parallel(lambda n: node_runner(info, n, notify).client(), list(info.nodes))
     cj = cluster_json(info, num_gpus_per_node, node_cpus)
     agent_bytes = AGENT_SRC.read_bytes()
     pd = _reach(info)
