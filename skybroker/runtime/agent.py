@@ -131,12 +131,12 @@ def ssh_argv(cluster: dict, node: dict, remote_cmd: str) -> list:
 
 def control_path(cluster: dict) -> str:
     """Mux sockets live in the head's node dir (gone with `down`) when the path fits a unix
-    socket name (~100 bytes with the 40-char %C hash), else in /tmp."""
+    socket name (~104 bytes; `host-port` adds <= 22), else in /tmp."""
     d = os.path.join(sky_dir(cluster["nodes"][0]["root"]), "cm")
-    if len(d) > 55:
+    if len(d) > 80:
         return "/tmp/skybroker-%C"
     os.makedirs(d, exist_ok=True)
-    return os.path.join(d, "%C")
+    return os.path.join(d, "%h-%p")
 
 
 def node_python(cluster: dict) -> str:
