@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 # Node states as every provisioner reports them.
-PENDING, RUNNING, STOPPING, STOPPED, TERMINATED, PREEMPTED = (
-    "PENDING", "RUNNING", "STOPPING", "STOPPED", "TERMINATED", "PREEMPTED",
+PENDING, RUNNING, STOPPING, STOPPED, TERMINATED, PREEMPTED, UNREACHABLE = (
+    "PENDING", "RUNNING", "STOPPING", "STOPPED", "TERMINATED", "PREEMPTED", "UNREACHABLE",
 )
-NODE_STATES = (PENDING, RUNNING, STOPPING, STOPPED, TERMINATED, PREEMPTED)
+# UNREACHABLE: the node should be up but cannot be reached (an ssh host that went away).
+NODE_STATES = (PENDING, RUNNING, STOPPING, STOPPED, TERMINATED, PREEMPTED, UNREACHABLE)
 
 # Tag/label keys carried by every resource we create (so crashes can be reconciled).
 TAG_CLUSTER = "skybroker-cluster"
