@@ -126,9 +126,11 @@ def _params(task: Any, deadline_h: float | None, duration_h: float | None,
         raise SkyError(f"the job needs {duration_h:g}h of work but the deadline is {deadline_h:g}h")
     return M.Params(
         policy=pol, recovery=recovery,
-        deadline_s=None if deadline_h is None or pol is None else float(deadline_h) * H,
-        duration_s=None if duration_h is None else float(duration_h) * H,
-        overhead_s=float(overhead_h or 0.0) * H,
+        # Rounded to the microsecond: '130m' is 2.1666...h, and 7799.999999 s would floor to
+        # one tick less than the user asked for.
+        deadline_s=None if deadline_h is None or pol is None else round(float(deadline_h) * H, 6),
+        duration_s=None if duration_h is None else round(float(duration_h) * H, 6),
+        overhead_s=round(float(overhead_h or 0.0) * H, 6),
         wants_spot=any(bool(r.use_spot) for r in task.resources),
         max_restarts_on_errors=restarts, nodes=int(task.num_nodes or 1))
 
