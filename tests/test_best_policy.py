@@ -1,5 +1,5 @@
-"""The best policy (Slack Reserve): safe, registered as `best`, and cheaper than Uniform Progress
-on the ADRS set by a margin that can fail."""
+"""The best policy (Hazard DP): safe, registered as `best`, and cheaper than Uniform Progress
+on the ADRS set by a margin that can fail. Slack Reserve, the previous best, stays registered."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skybroker.policy import canonical_name, get_policy, memory_from_json
+from skybroker.policy.hazard_dp import HazardDP
 from skybroker.policy.slack_reserve import SlackReserve
 from skybroker.replay.engine import make_batch, simulate
 
@@ -22,10 +23,11 @@ BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / \
 
 
 def test_registered_as_best():
-    assert canonical_name("best") == "slack_reserve"
-    assert isinstance(get_policy("best"), SlackReserve)
+    assert canonical_name("best") == "hazard_dp"
+    assert isinstance(get_policy("best"), HazardDP)
+    assert isinstance(get_policy("slack_reserve"), SlackReserve)
     with pytest.raises(ValueError):
-        SlackReserve(price_ratio=1.0)
+        HazardDP(price_ratio=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +56,12 @@ def test_bench_never_misses_and_beats_up(bench):
     col, batch, out = bench
     assert np.all(out.finish_ticks * batch.gap <= batch.deadline + 1e-6)
     up, best, opt = col["cost_uniform_progress"].mean(), out.cost.mean(), col["cost_optimum"].mean()
-    # Measured: $87.63 vs UP $92.06 (-4.8%). The issue's bar is -7%; this asserts what the
-    # policy achieves (docs/policies.md), so a regression fails here.
-    assert best <= 0.955 * up, (best, up)
+    # Measured: $86.37 vs UP $92.06 (-6.2%; Slack Reserve $87.63, -4.8%). The issue's bar is
+    # -7%; this asserts what the policy achieves (docs/policies.md), so a regression fails here.
+    assert best <= 0.942 * up, (best, up)
     # The optimum bounds it run by run (the reference column is rounded to 1e-6 $).
     assert np.all(out.cost >= col["cost_optimum"] - 1e-6)
-    assert (up - best) / (up - opt) >= 0.40
+    assert (up - best) / (up - opt) >= 0.52
 
 
 def test_no_worse_than_greedy_at_loose_deadlines(bench):

@@ -114,7 +114,7 @@ class SlackReserve(BasePolicy):
 register_policy(
     "slack_reserve",
     SlackReserve,
-    aliases=("best", "slack-reserve", "reserve"),
+    aliases=("slack-reserve", "reserve"),
     description="Slack Reserve (ours): wait above a slack reserve, on-demand below it, "
     "back to spot when the run pays for the detour",
 )
