@@ -8,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+# The paper simulator's costs for the 1,080 ADRS runs (a copy of ../shared/bench with trace
+# paths pointing at the project's own traces/), so the oracle tests never depend on ../shared.
+BENCH_TSV = REPO / "tests" / "fixtures" / "bench" / "adrs_single_region_eval.tsv"
 
 
 @pytest.fixture(autouse=True)

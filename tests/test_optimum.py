@@ -21,8 +21,7 @@ from skybroker.policy import NONE, OD, SPOT, get_policy, policy_names
 from skybroker.policy.optimum import optimum_cost
 
 PS, PO = 0.9731, 3.06
-BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / \
-    "adrs_single_region_eval.tsv"
+BENCH = Path(__file__).resolve().parent / "fixtures" / "bench" / "adrs_single_region_eval.tsv"
 
 
 def replay_proposals(props, avail, c0, r0, d, g, guarantee):
@@ -168,8 +167,6 @@ def test_degenerate_inputs():
 
 
 def _bench_rows():
-    if not BENCH.exists():
-        pytest.skip("shared bench set not available")
     with BENCH.open() as f:
         return list(csv.DictReader(f, delimiter="\t"))
 

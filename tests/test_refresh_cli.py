@@ -62,7 +62,7 @@ def test_refresh_then_info_show_gpus_and_dryrun_report_the_new_source(azure_env,
     code, out, err = run(capsys, "launch", "--dryrun", "--cloud", "azure", "--gpus", "V100:1",
                          str(REPO / "examples" / "minimal.yaml"))
     assert code == 0, err
-    assert f"azure as of {today} (0 days old)" in out + err
+    assert f"azure refreshed as of {today} (0 days old)" in out + err
     assert "Standard_NC6s_v3" in out
 
 

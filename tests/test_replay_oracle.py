@@ -6,15 +6,12 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import REPO, SHARED
+from conftest import BENCH_TSV, REPO
 
-ORACLE = SHARED / "bench" / "adrs_single_region_eval.tsv"
+ORACLE = BENCH_TSV
 SHIPPED_RUNS = REPO / "traces" / "runs" / "adrs_single_region_eval.tsv"
 COLUMNS = {"uniform_progress": "cost_uniform_progress", "greedy": "cost_greedy",
            "on_demand": "cost_on_demand"}
-
-pytestmark = pytest.mark.skipif(not ORACLE.exists(), reason="shared oracle not present")
-
 
 @pytest.fixture(scope="module")
 def oracle_rows() -> list[dict]:
@@ -67,8 +64,7 @@ def test_optimum_pseudo_policy_matches_the_reference_column(oracle_rows, tmp_pat
     """Through replay's optimum path (same windows, prices, nodes): the reference optimum."""
     from skybroker.replay import optimum_available, replay_runs
 
-    if not optimum_available():
-        pytest.skip("skybroker.policy.optimum not present")
+    assert optimum_available()
     sample = oracle_rows[::54]  # 20 rows across traces, deadlines and overheads
     runs = tmp_path / "runs.tsv"
     cols = ["trace", "start_tick", "length_ticks", "duration_h", "deadline_h", "restart_overhead_h"]

@@ -96,11 +96,9 @@ def test_reference_loop_reproduces_a_few_oracle_rows():
     import csv
     import json
 
-    from conftest import SHARED
+    from conftest import BENCH_TSV
 
-    tsv = SHARED / "bench" / "adrs_single_region_eval.tsv"
-    if not tsv.exists():
-        pytest.skip("shared oracle not present")
+    tsv = BENCH_TSV
     rows = list(csv.DictReader(tsv.open(), delimiter="\t"))[:30]
     for r in rows:
         data = json.loads((tsv.parent / r["trace"]).read_text())["data"]
