@@ -59,6 +59,9 @@ def test_errors_are_one_clear_line(tmp_path):
     assert sky("launch", "-y", "-c", "e", str(t), check=False).returncode == 3
 
 
+# Wall-clock integration (real processes, signals, sshd) on a shared 2-core machine: a
+# rerun absorbs scheduler stalls; a real regression fails every attempt.
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 def test_ctrl_c_detaches_without_killing(tmp_path):
     t = tmp_path / "t.yaml"
     go = tmp_path / "go"

@@ -152,6 +152,9 @@ def test_controller_decisions_equal_replay(rehearsal: Path, tmp_path: Path):
     assert not list((Path(os.environ["SKYBROKER_HOME"]) / "local_nodes").glob("*/cluster.json"))
 
 
+# Wall-clock integration (real processes, signals, sshd) on a shared 2-core machine: a
+# rerun absorbs scheduler stalls; a real regression fails every attempt.
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 def test_decisions_survive_controller_kill9(rehearsal: Path):
     from skybroker import jobs
     from skybroker.jobs import controller as C

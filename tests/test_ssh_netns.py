@@ -31,6 +31,9 @@ def net(tmp_path_factory, sky_home):
         c.stop()
 
 
+# Wall-clock integration (real processes, signals, sshd) on a shared 2-core machine: a
+# rerun absorbs scheduler stalls; a real regression fails every attempt.
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 def test_peer_ips_and_partition(net, tmp_path):
     t = tmp_path / "t.yaml"
     t.write_text("num_nodes: 2\nresources: {cloud: ssh}\nrun: |\n"
