@@ -11,7 +11,10 @@
    progress grid on 32 s ticks, so that family gets shorter jobs in its sample).
 
 Usage: python benchmarks/eval_policies.py [--runs 300] [--opt-sample 40] [--seed 0]
-       [--policies up,greedy,best] [--skip-bench] [--skip-heldout]
+       [--policies up,greedy,slack_reserve,best] [--skip-bench] [--skip-heldout]
+
+`best` is Hazard DP (skybroker/policy/hazard_dp.py); its first call per (tick, overhead) solves
+a table (seconds), so the held-out families take about a minute each.
 """
 
 from __future__ import annotations
@@ -102,6 +105,19 @@ def bench(names: list[str]) -> None:
         cells = [f"{n} {res[n][0][m].mean():.2f} ({100 * (1 - res[n][0][m].mean() / up[m].mean()):+.2f}%)"
                  for n in names if n != "uniform_progress"]
         print(f"  {label:<16} UP {up[m].mean():.2f}  optimum {opt[m].mean():.2f}  " + "  ".join(cells))
+    # The issue's other bars: no worse than Greedy at the loose (92 h) deadline, per overhead,
+    # and no miss in any group.
+    print("\n  at 92 h, mean $ vs Greedy's (<= is the bar); misses per policy over all groups:")
+    loose = [g for g in groups if float(g[0]) == max(float(k[0]) for k in groups)]
+    for name in names:
+        if name in ("uniform_progress", "greedy"):
+            continue
+        cells = []
+        for g in loose:
+            m = np.array([(r["deadline_h"], r["restart_overhead_h"]) == g for r in rows])
+            c, gr = res[name][0][m].mean(), res["greedy"][0][m].mean()
+            cells.append(f"d={g[1]} h {c:.2f} vs {gr:.2f} {'ok' if c <= gr + 1e-9 else 'WORSE'}")
+        print(f"  {name:<18}" + "  ".join(cells) + f"  misses {int((~res[name][1]).sum())}")
 
 
 def _random_runs(rng: np.random.Generator, family: str, n: int, short: bool = False):
@@ -132,12 +148,14 @@ def heldout(names: list[str], n: int, n_opt: int, seed: int) -> None:
         batch = make_batch([r[1] for r in runs], np.array([r[2] for r in runs]),
                            np.array([r[3] for r in runs]), np.array([r[4] for r in runs]),
                            np.array([r[5] for r in runs]), nodes=np.array([r[6] for r in runs]))
+        t0 = time.perf_counter()
         res = _run(batch, names + ["on_demand"])
+        t_run = time.perf_counter() - t0
         feasible = np.array([np.ceil((r[2] + r[4]) / r[5]) <= np.floor(r[3] / r[5] + 1e-9)
                              for r in runs])
         up = res["uniform_progress"][0].mean()
         print(f"  {family} (tick {runs[0][5]:.0f} s, mean spot availability "
-              f"{np.mean([r[1].mean() for r in runs]):.2f})")
+              f"{np.mean([r[1].mean() for r in runs]):.2f}; {t_run:.0f} s for the policies)")
         for name in names + ["on_demand"]:
             c, met = res[name]
             print(f"    {name:<18} mean ${c.mean():8.2f}  vs UP {100 * (1 - c.mean() / up):+6.2f}%"
@@ -168,7 +186,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=300, help="random runs per held-out family")
     ap.add_argument("--opt-sample", type=int, default=40, help="runs per family for the optimum")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--policies", default="up,greedy,best")
+    ap.add_argument("--policies", default="up,greedy,slack_reserve,best")
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--skip-heldout", action="store_true")
     args = ap.parse_args()

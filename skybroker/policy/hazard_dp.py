@@ -48,6 +48,9 @@ HAZARD_600 = np.array([
 ])
 #: Work grid cells per step.
 CELLS = 5
+#: At most this many steps to a deadline: longer jobs plan on proportionally longer steps, so a
+#: table stays under ~200 MB (and a solve under a minute) whatever the job.
+MAX_STEPS = 640
 _INF = 1e9
 
 
@@ -145,7 +148,7 @@ def _solve(step: float, d: float, k: float, r_max: int, c_max: int) -> tuple[np.
 #: (steps left, work left) does not depend on the table's size (induction runs upward in both),
 #: so the largest table solved so far answers every smaller job too.
 _TABLES: OrderedDict[tuple[float, float, float], tuple[np.ndarray, tuple]] = OrderedDict()
-_KEEP = 6
+_KEEP = 4
 
 
 def _size(x: int, grain: int) -> int:
@@ -189,12 +192,17 @@ class HazardDP(BasePolicy):
         gap = np.broadcast_to(np.asarray(state.gap, dtype=float), (n,))
         d_all = np.asarray(state.overhead, dtype=float)
         x = np.full(n, NONE, dtype=TYPE_DTYPE)
-        for g, d in {(float(a), float(b)) for a, b in zip(gap, d_all)}:
-            m = (gap == g) & (d_all == d)
-            step = g * max(1, round(STEP_S / g))  # whole ticks of about STEP_S
+        # Whole ticks of about STEP_S per step, more for jobs beyond MAX_STEPS steps.
+        per = np.maximum(np.maximum(np.round(STEP_S / gap), 1.0),
+                         np.ceil(np.asarray(state.deadline, dtype=float) / (MAX_STEPS * gap)))
+        for g, d, k in {(float(a), float(b), float(c)) for a, b, c in zip(gap, d_all, per)}:
+            m = (gap == g) & (d_all == d) & (per == k)
+            step = g * k
             u = step / CELLS
             r = np.floor((state.deadline[m] - state.elapsed[m]) / step).astype(np.int64)
             c = np.ceil((state.work_total[m] - state.work_done[m]) / u - 1e-6).astype(np.int64)
+            # More work than time is infeasible whatever the plan (the safety rules decide).
+            c = np.minimum(c, CELLS * np.maximum(r, 0) + CELLS)
             table, rems = _table(step, d, self.k, int(r.max()), int(c.max()))
             r_max, c_max = table.shape[0] - 1, table.shape[3] - 1
             p = len(rems)
