@@ -8,7 +8,7 @@ import click
 @click.command("cost-report", context_settings={"help_option_names": ["-h", "--help"]})
 def cost_report():
     """Estimated cost per cluster: hours UP x the hourly price recorded at launch."""
-    from skybroker.cli.status import table
+    from skybroker.cli.tables import table
     from skybroker.core.lifecycle import cost_report as core_cost
 
     rows = core_cost()

@@ -92,7 +92,8 @@ def _fmt(v, spec: str = ".2f", unit: str = "") -> str:
 def queue(active, as_json):
     """Show managed jobs: status, placement, hours, cost so far / projected, deadline slack."""
     from skybroker import jobs as api
-    from skybroker.cli.status import ago, table
+    from skybroker.cli.status import ago
+    from skybroker.cli.tables import table
     from skybroker.jobs import state as S
     from skybroker.jobs.controller import controller_pid, ensure_running
 

@@ -109,33 +109,21 @@ def _fmt_num(x) -> str:
     return "-" if x is None else f"{x:g}"
 
 
-def make_console():
-    """A rich console that does not squeeze tables to 80 columns when piped."""
-    import shutil
+def render_plan(plan) -> str:
+    """The chosen placement and the best alternatives per cloud, as a plain table."""
+    from skybroker.cli.tables import table
 
-    from rich.console import Console
-
-    width = shutil.get_terminal_size((140, 24)).columns
-    return Console(width=max(width, 120), highlight=False)
-
-
-def render_plan(plan, console, title: str | None = None) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col, just in (("INFRA", "left"), ("INSTANCE", "left"), ("vCPUs", "right"),
-                      ("Mem(GB)", "right"), ("GPUS", "left"), ("SPOT", "center"),
-                      ("$/HR", "right"), ("CHOSEN", "center")):
-        table.add_column(col, justify=just, no_wrap=col in ("INFRA", "INSTANCE"))
+    rows = []
     for rank, i in enumerate(_rows_for_table(plan)):
         p = plan.placements[i]
         o = p.offer
         gpus = f"{o.accelerator_name}:{o.accelerator_count:g}" if o.accelerator_name else "-"
         nodes = f"{p.num_nodes}x " if p.num_nodes > 1 else ""
-        table.add_row(p.infra, nodes + o.instance_type, _fmt_num(o.vcpus), _fmt_num(o.memory_gib),
-                      gpus, "yes" if p.spot else "", f"{p.hourly_cost:.4f}",
-                      "[green]✔[/green]" if rank == 0 else "")
-    console.print(table)
+        rows.append([p.infra, nodes + o.instance_type, _fmt_num(o.vcpus), _fmt_num(o.memory_gib),
+                     gpus, "yes" if p.spot else "-", f"{p.hourly_cost:.4f}",
+                     "<- chosen" if rank == 0 else ""])
+    return table(["INFRA", "INSTANCE", "vCPUs", "Mem(GB)", "GPUS", "SPOT", "$/HR", ""], rows,
+                 right=(2, 3, 6))
 
 
 def show_plan(tasks: list, clouds: list[str] | None, sort_by: str, as_json: bool) -> None:
@@ -161,21 +149,21 @@ def show_plan(tasks: list, clouds: list[str] | None, sort_by: str, as_json: bool
             out["egress_cost"] = round(dag.egress_cost, 6)
         click.echo(json.dumps(out, indent=1))
         return
-    console = make_console()
     for n, (task, plan) in enumerate(zip(tasks, plans)):
         name = task.name or (f"task {n + 1}" if len(tasks) > 1 else "task")
         clouds_in = sorted(set(plan.table.cloud.tolist()))
-        console.print(f"[bold]{name}[/bold]: {plan.considered:,} offers considered, "
-                      f"{len(plan):,} feasible placements on {', '.join(clouds_in)}.")
-        render_plan(plan, console)
+        click.echo(f"{click.style(name, bold=True)}: {plan.considered:,} offers considered, "
+                   f"{len(plan):,} feasible placements on {', '.join(clouds_in)}.")
+        click.echo(render_plan(plan))
         best = plan.best
         hours = task_hours(task)
         has_estimate = any((r.job_recovery or {}).get("duration") for r in task.resources)
         est = (f" ≈ ${best.hourly_cost * hours:,.2f} for {hours:g} h" if has_estimate else "")
-        console.print(f"Chosen: [bold]{best.describe()}[/bold] at ${best.hourly_cost:.4f}/h{est}.")
+        click.echo(f"Chosen: {click.style(best.describe(), bold=True)} at "
+                   f"${best.hourly_cost:.4f}/h{est}.")
     if dag is not None:
-        console.print(f"Pipeline: compute ${dag.compute_cost:,.2f} + egress ${dag.egress_cost:,.2f}"
-                      f" = ${dag.total_cost:,.2f} (compute at each task's estimated hours).")
+        click.echo(f"Pipeline: compute ${dag.compute_cost:,.2f} + egress ${dag.egress_cost:,.2f}"
+                   f" = ${dag.total_cost:,.2f} (compute at each task's estimated hours).")
     line = _catalog_line(sorted({c for p in plans for c in set(p.table.cloud.tolist())}))
     if line:
-        console.print(f"[dim]{line}[/dim]")
+        click.echo(click.style(line, dim=True))

@@ -9,7 +9,8 @@ import click
 @click.argument("clusters", nargs=-1)
 def queue(clusters):
     """Show the jobs of CLUSTERS (default: every UP cluster)."""
-    from skybroker.cli.status import ago, table
+    from skybroker.cli.status import ago
+    from skybroker.cli.tables import table
     from skybroker.core.jobs import queue as core_queue
 
     if not clusters:

@@ -6,12 +6,7 @@ import time
 
 import click
 
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain aligned table (no rich import: these commands must start fast)."""
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip() for r in [headers, *rows]]
-    return "\n".join(lines)
+from skybroker.cli.tables import table
 
 
 def ago(t: float | None) -> str:

@@ -35,16 +35,16 @@ _SLICES: dict[int, tuple[np.ndarray, list[str]]] = {}
 
 def _cloud_slices(table: OfferTable) -> tuple[np.ndarray, list[str]]:
     """Start row and name of each cloud's block (catalog rows are grouped by cloud)."""
-    key = id(table.cloud)
+    vocab, codes = table.categories("cloud")
+    key = id(codes)
     if key not in _SLICES:
-        clouds = table.cloud
-        if len(clouds):
-            cuts = np.flatnonzero(clouds[1:] != clouds[:-1]) + 1
+        if len(codes):
+            cuts = np.flatnonzero(codes[1:] != codes[:-1]) + 1
             starts = np.r_[0, cuts]
         else:
             starts = np.array([], dtype=int)
         _SLICES.clear()
-        _SLICES[key] = (starts, [str(clouds[i]) for i in starts])
+        _SLICES[key] = (starts, [str(vocab[codes[i]]) for i in starts])
     return _SLICES[key]
 
 
@@ -65,10 +65,29 @@ class _Funnel:
     def idx(self) -> np.ndarray:
         return np.arange(len(self.table)) if self._idx is None else self._idx
 
-    def col(self, name: str) -> np.ndarray:
-        """The column's values at the surviving rows."""
-        column = self.table.columns[name]
+    def num(self, name: str) -> np.ndarray:
+        """A numeric column's values at the surviving rows."""
+        column = self.table.column(name)
         return column if self._idx is None else column[self._idx]
+
+    def _codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        vocab, codes = self.table.categories(name)
+        return vocab, (codes if self._idx is None else codes[self._idx])
+
+    def eq(self, name: str, values: str | list[str]) -> np.ndarray:
+        """Surviving rows whose string column equals `values` (one or any of several).
+
+        Compares the column's small vocabulary, then looks rows up by code: string columns
+        are never decoded (92k strings per column would cost more than the whole plan).
+        """
+        vocab, codes = self._codes(name)
+        wanted = [values] if isinstance(values, str) else list(values)
+        return np.isin(vocab, wanted)[codes]
+
+    def values(self, name: str) -> list[str]:
+        """Distinct values of a string column among the surviving rows (for suggestions)."""
+        vocab, codes = self._codes(name)
+        return [str(v) for v in vocab[np.unique(codes)]] if len(codes) else []
 
     def apply(self, keep: np.ndarray, reason: str) -> None:
         """Keep rows where `keep` (aligned with the surviving rows) is true."""
@@ -87,12 +106,13 @@ class _Funnel:
                 self.rejected.append(Rejection(self.names[code], reason, n))
 
 
-def _check_pin(values: np.ndarray, pin: str, field: str) -> None:
-    """Raise a did-you-mean error when a pinned name exists nowhere among `values`."""
-    if (values == pin).any():
-        return
-    known = np.unique(values).tolist()
-    raise SkyError(f"resources.{field}: {pin!r} is not offered.{did_you_mean(pin, known)}")
+def _pin(funnel: _Funnel, name: str, pin: str, reason: str) -> None:
+    """Keep rows whose `name` is `pin`; a pin matching nothing is a did-you-mean error."""
+    keep = funnel.eq(name, pin)
+    if not keep.any():
+        known = funnel.values(name)
+        raise SkyError(f"resources.{name}: {pin!r} is not offered.{did_you_mean(pin, known)}")
+    funnel.apply(keep, reason)
 
 
 def _candidate_rows(table: OfferTable, res, funnel: _Funnel) -> None:
@@ -104,16 +124,16 @@ def _candidate_rows(table: OfferTable, res, funnel: _Funnel) -> None:
                 f"resources.cloud: {res.cloud!r} is not enabled or has no catalog.",
                 hint="Enabled clouds come from allowed_clouds in the config; see `sky check`.",
             )
-        funnel.apply(funnel.col("cloud") == cloud, f"pinned to cloud {res.cloud}")
+        funnel.apply(funnel.eq("cloud", cloud), f"pinned to cloud {res.cloud}")
     acc = res.accelerator()
     if acc is not None:  # the most selective step first
         name, count = acc
         # Catalog rows carry canonical names: canonicalise once, then compare exactly.
         canon = (canonical_accelerator(name)
                  or canonical_accelerator(name, table.accelerator_names()) or name)
-        has_name = funnel.col("accelerator_name") == canon
+        has_name = funnel.eq("accelerator_name", canon)
         if not has_name.any():
-            known = sorted({str(n) for n in np.unique(funnel.col("accelerator_name")) if n})
+            known = [n for n in funnel.values("accelerator_name") if n]
             raise ResourcesUnavailableError(
                 f"resources.accelerators: {name!r} is not offered by the enabled clouds"
                 f" in the requested location.{did_you_mean(name, known)}",
@@ -121,26 +141,22 @@ def _candidate_rows(table: OfferTable, res, funnel: _Funnel) -> None:
             )
         funnel.apply(has_name, f"no {name}")
     if res.instance_type:
-        _check_pin(funnel.col("instance_type"), res.instance_type, "instance_type")
-        funnel.apply(funnel.col("instance_type") == res.instance_type,
-                     f"not instance type {res.instance_type}")
+        _pin(funnel, "instance_type", res.instance_type, f"not instance type {res.instance_type}")
     if res.region:
-        _check_pin(funnel.col("region"), res.region, "region")
-        funnel.apply(funnel.col("region") == res.region, f"not in region {res.region}")
+        _pin(funnel, "region", res.region, f"not in region {res.region}")
     if res.zone:
-        _check_pin(funnel.col("zone"), res.zone, "zone")
-        funnel.apply(funnel.col("zone") == res.zone, f"not in zone {res.zone}")
+        _pin(funnel, "zone", res.zone, f"not in zone {res.zone}")
     if isinstance(res.image_id, dict) and res.image_id:
         regions = list(res.image_id)
-        funnel.apply(np.isin(funnel.col("region"), regions),
+        funnel.apply(funnel.eq("region", regions),
                      f"no image_id for the region (have {', '.join(regions)})")
     if acc is not None:
         # Fractional counts (K80:0.5) share one device; offers come in whole devices.
         want = math.ceil(acc[1]) if acc[1] < 1 else acc[1]
-        funnel.apply(np.isclose(funnel.col("accelerator_count"), want),
+        funnel.apply(np.isclose(funnel.num("accelerator_count"), want),
                      f"not exactly {want:g}x {acc[0]}")
     elif not res.instance_type:
-        funnel.apply(~(funnel.col("accelerator_count") > 0),
+        funnel.apply(~(funnel.num("accelerator_count") > 0),
                      "has accelerators the task does not ask for")
 
     cpus = res.cpus_requirement()
@@ -148,13 +164,13 @@ def _candidate_rows(table: OfferTable, res, funnel: _Funnel) -> None:
         cpus = DEFAULT_CPUS
     if cpus is not None:
         v, at_least = cpus
-        col = funnel.col("vcpus")
+        col = funnel.num("vcpus")
         funnel.apply(col >= v - 1e-9 if at_least else np.isclose(col, v),
                      f"vCPUs {'>=' if at_least else '=='} {v:g} not met")
     mem = res.memory_requirement()
     if mem is not None:
         v, at_least = mem
-        col = funnel.col("memory_gib")
+        col = funnel.num("memory_gib")
         funnel.apply(col >= v - 1e-9 if at_least else np.isclose(col, v),
                      f"memory {'>=' if at_least else '=='} {v:g} GiB not met")
 
@@ -167,10 +183,11 @@ def _blocked_mask(table: OfferTable, rows: np.ndarray, spot: bool,
         if bspot is not None and bspot != spot:
             continue
         m = np.ones(len(rows), dtype=bool)
-        for col, val in ((table.cloud, cloud), (table.region, region),
-                         (table.zone, zone), (table.instance_type, itype)):
+        for name, val in (("cloud", cloud), ("region", region), ("zone", zone),
+                          ("instance_type", itype)):
             if val is not None:
-                m &= col[rows] == val
+                vocab, codes = table.categories(name)
+                m &= (vocab == val)[codes[rows]]
         out |= m
     return out
 
@@ -221,7 +238,7 @@ def optimize(task, clouds: list[str] | None = None, blocked: Iterable[BlockKey] 
                 continue
             shared[key] = (funnel.idx, list(funnel.rejected))
         kind = "spot" if res.use_spot else "on-demand"
-        funnel.apply(~np.isnan(funnel.col("spot_price" if res.use_spot else "price")),
+        funnel.apply(~np.isnan(funnel.num("spot_price" if res.use_spot else "price")),
                      f"no {kind} price")
         rows = funnel.idx
         if blocked:
@@ -238,7 +255,7 @@ def optimize(task, clouds: list[str] | None = None, blocked: Iterable[BlockKey] 
         raise ResourcesUnavailableError(
             "No feasible placement for task"
             f"{' ' + repr(task.name) if getattr(task, 'name', None) else ''} on "
-            f"{', '.join(sorted(set(table.cloud.tolist()))) or 'no cloud'}:\n  "
+            f"{', '.join(table.unique('cloud')) or 'no cloud'}:\n  "
             + "\n  ".join(reasons[:12]),
             hint="Relax the resources (e.g. '4+' for at least 4 vCPUs), or run `sky show-gpus`.",
         )
