@@ -116,3 +116,21 @@ def runs(draw):
 def test_meets_every_feasible_deadline_on_random_traces(batch):
     out = simulate(batch, get_policy("hazard_dp"))
     assert np.all(out.finish_ticks * batch.gap <= batch.deadline + 1e-6)
+
+
+def test_tables_are_solved_once_per_overhead_even_beyond_the_cache(monkeypatch):
+    """A batch with more (tick, overhead) pairs than the cache keeps must not re-solve per tick."""
+    import skybroker.policy.hazard_dp as H
+
+    calls = []
+    real = H._solve
+    monkeypatch.setattr(H, "_TABLES", type(H._TABLES)())
+    monkeypatch.setattr(H, "_solve", lambda *a: calls.append(a) or real(*a))
+    rng = np.random.default_rng(0)
+    n = 12
+    avail = [np.repeat(rng.random(200) < 0.6, rng.integers(1, 8, 200))[:900] for _ in range(n)]
+    d = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.4] * 2) * 3600
+    batch = make_batch(avail, np.full(n, 4 * 3600.0), np.full(n, 6 * 3600.0), d, np.full(n, 32.0))
+    out = simulate(batch, get_policy("hazard_dp"))
+    assert np.all(out.finish_ticks * 32.0 <= 6 * 3600.0)
+    assert len(calls) == 6, len(calls)

@@ -164,10 +164,15 @@ def _table(step: float, d: float, k: float, r: int, c: int) -> tuple[np.ndarray,
         r_max = _size(max(r, got[0].shape[0] - 1 if got else 0), 64)
         c_max = _size(max(c, got[0].shape[3] - 1 if got else 0) + CELLS, 256)
         got = _TABLES[key] = _solve(step, d, k, r_max, c_max)
-        while len(_TABLES) > _KEEP:
-            _TABLES.popitem(last=False)
     _TABLES.move_to_end(key)
     return got
+
+
+def _trim(in_use: int) -> None:
+    """Drop the least recently used tables beyond _KEEP, never one the current call used (a
+    batch with more (tick, overhead) pairs than _KEEP would otherwise re-solve every tick)."""
+    while len(_TABLES) > max(_KEEP, in_use):
+        _TABLES.popitem(last=False)
 
 
 class HazardDP(BasePolicy):
@@ -195,7 +200,8 @@ class HazardDP(BasePolicy):
         # Whole ticks of about STEP_S per step, more for jobs beyond MAX_STEPS steps.
         per = np.maximum(np.maximum(np.round(STEP_S / gap), 1.0),
                          np.ceil(np.asarray(state.deadline, dtype=float) / (MAX_STEPS * gap)))
-        for g, d, k in {(float(a), float(b), float(c)) for a, b, c in zip(gap, d_all, per)}:
+        groups = {(float(a), float(b), float(c)) for a, b, c in zip(gap, d_all, per)}
+        for g, d, k in groups:
             m = (gap == g) & (d_all == d) & (per == k)
             step = g * k
             u = step / CELLS
@@ -212,6 +218,7 @@ class HazardDP(BasePolicy):
             cur = state.cur[m]
             mode = np.where(cur == NONE, 0, np.where(cur == SPOT, 1 + ph, 1 + p + ph))
             x[m] = table[np.clip(r, 0, r_max), mode, st, np.clip(c, 0, c_max)]
+        _trim(len(groups))
         # Greedy's net, in the real tick terms (the table plans on its own grid).
         t = state.terms
         x[t.two_restarts_late & (state.cur != SPOT)] = OD
