@@ -18,8 +18,7 @@ from skybroker.policy.hazard_dp import HazardDP
 from skybroker.policy.slack_reserve import SlackReserve
 from skybroker.replay.engine import make_batch, simulate
 
-BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / \
-    "adrs_single_region_eval.tsv"
+BENCH = Path(__file__).resolve().parent / "fixtures" / "bench" / "adrs_single_region_eval.tsv"
 
 
 def test_registered_as_best():
@@ -32,8 +31,6 @@ def test_registered_as_best():
 
 @pytest.fixture(scope="module")
 def bench():
-    if not BENCH.exists():
-        pytest.skip("shared bench set not available")
     with BENCH.open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     traces, wins = {}, []
@@ -110,5 +107,7 @@ def runs(draw):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs())
 def test_meets_every_feasible_deadline_on_random_traces(batch):
-    out = simulate(batch, get_policy("best"))
+    # `best` (Hazard DP) has the same property test in test_hazard_dp_policy.py; here the
+    # previous best, Slack Reserve, keeps its random-trace coverage.
+    out = simulate(batch, get_policy("slack_reserve"))
     assert np.all(out.finish_ticks * batch.gap <= batch.deadline + 1e-6)

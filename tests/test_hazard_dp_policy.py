@@ -18,8 +18,7 @@ from skybroker.policy import canonical_name, get_policy, memory_from_json
 from skybroker.policy.hazard_dp import HazardDP
 from skybroker.replay.engine import make_batch, simulate
 
-BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / \
-    "adrs_single_region_eval.tsv"
+BENCH = Path(__file__).resolve().parent / "fixtures" / "bench" / "adrs_single_region_eval.tsv"
 
 
 def test_registered():
@@ -31,8 +30,6 @@ def test_registered():
 
 @pytest.fixture(scope="module")
 def bench():
-    if not BENCH.exists():
-        pytest.skip("shared bench set not available")
     with BENCH.open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     traces, wins = {}, []
