@@ -7,12 +7,11 @@ so every EC2 call goes through `call()`, which maps codes once and retries throt
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 from skybroker import errors
+from skybroker.clouds.retry import call_with_retry
 
 # zone-scoped stock-outs: the type may well exist in the next zone
 CAPACITY_ZONE = {
@@ -89,18 +88,7 @@ def call(fn: Callable[..., Any], /, *args: Any, _where: str = "", _ok: frozenset
     Error codes in `_ok` (e.g. "already exists") return None instead of raising. Mapped
     errors carry the EC2 code as `.code`.
     """
-    delay = RETRY_BASE_S
-    for attempt in range(RETRY_ATTEMPTS):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:  # botocore raises many unrelated classes
-            if _ok and error_code(e) in _ok:
-                return None
-            mapped = map_error(e, where=_where or getattr(fn, "__name__", ""))
-            if mapped is None:
-                raise
-            if not isinstance(mapped, errors.ThrottledError) or attempt == RETRY_ATTEMPTS - 1:
-                raise mapped from e
-        time.sleep(delay * (1 + random.uniform(-0.2, 0.2)))
-        delay = min(delay * 2, RETRY_MAX_S)
-    raise AssertionError("unreachable")
+    return call_with_retry(fn, args, kwargs, map_error=map_error,
+                           is_ok=lambda e: bool(_ok and error_code(e) in _ok),
+                           where=_where or getattr(fn, "__name__", ""), attempts=RETRY_ATTEMPTS,
+                           base_s=RETRY_BASE_S, max_s=RETRY_MAX_S)

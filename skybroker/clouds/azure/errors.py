@@ -7,12 +7,11 @@ HttpResponseError carrying that code; quota, auth and validation errors come bac
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 from skybroker import errors
+from skybroker.clouds.retry import call_with_retry
 
 CAPACITY_ZONE = {"AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest",
                  "OverconstrainedZonalAllocationRequest", "SpotVMEvictionDuringCreation",
@@ -86,18 +85,7 @@ def call(fn: Callable[..., Any], /, *args: Any, _where: str = "", _ok: tuple[int
          **kwargs: Any) -> Any:
     """Call an ARM API; HTTP statuses in `_ok` return None. Throttling is retried with capped
     jittered backoff, then raised as ThrottledError."""
-    delay = RETRY_BASE_S
-    for attempt in range(RETRY_ATTEMPTS):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:
-            if _ok and getattr(e, "status_code", None) in _ok:
-                return None
-            mapped = map_error(e, where=_where)
-            if mapped is None:
-                raise
-            if not isinstance(mapped, errors.ThrottledError) or attempt == RETRY_ATTEMPTS - 1:
-                raise mapped from e
-        time.sleep(delay * (1 + random.uniform(-0.2, 0.2)))
-        delay = min(delay * 2, RETRY_MAX_S)
-    raise AssertionError("unreachable")
+    return call_with_retry(fn, args, kwargs, map_error=map_error,
+                           is_ok=lambda e: bool(_ok and getattr(e, "status_code", None) in _ok),
+                           where=_where, attempts=RETRY_ATTEMPTS,
+                           base_s=RETRY_BASE_S, max_s=RETRY_MAX_S)
