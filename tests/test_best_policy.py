@@ -3,10 +3,7 @@ on the ADRS set by a margin that can fail. Slack Reserve, the previous best, sta
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +15,6 @@ from skybroker.policy.hazard_dp import HazardDP
 from skybroker.policy.slack_reserve import SlackReserve
 from skybroker.replay.engine import make_batch, simulate
 
-BENCH = Path(__file__).resolve().parent / "fixtures" / "bench" / "adrs_single_region_eval.tsv"
-
 
 def test_registered_as_best():
     assert canonical_name("best") == "hazard_dp"
@@ -30,23 +25,8 @@ def test_registered_as_best():
 
 
 @pytest.fixture(scope="module")
-def bench():
-    with BENCH.open() as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    traces, wins = {}, []
-    for r in rows:
-        if r["trace"] not in traces:
-            data = json.loads((BENCH.parent / r["trace"]).read_text())["data"]
-            traces[r["trace"]] = np.asarray(data) >= 1
-        s = int(r["start_tick"])
-        wins.append(traces[r["trace"]][s: s + int(r["length_ticks"])])
-    col = {k: np.array([float(r[k]) for r in rows]) for k in
-           ("duration_h", "deadline_h", "restart_overhead_h", "cost_uniform_progress",
-            "cost_greedy", "cost_optimum")}
-    batch = make_batch(wins, col["duration_h"] * 3600, col["deadline_h"] * 3600,
-                       col["restart_overhead_h"] * 3600, np.full(len(rows), 600.0))
-    out = simulate(batch, get_policy("best"))
-    return col, batch, out
+def bench(adrs_bench):
+    return adrs_bench.col, adrs_bench.batch, adrs_bench.run("best")
 
 
 def test_bench_never_misses_and_beats_up(bench):

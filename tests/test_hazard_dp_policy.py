@@ -4,10 +4,8 @@ measured (a regression bar that can fail)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +16,6 @@ from skybroker.policy import canonical_name, get_policy, memory_from_json
 from skybroker.policy.hazard_dp import HazardDP
 from skybroker.replay.engine import make_batch, simulate
 
-BENCH = Path(__file__).resolve().parent / "fixtures" / "bench" / "adrs_single_region_eval.tsv"
-
 
 def test_registered():
     assert canonical_name("hazard-dp") == "hazard_dp"
@@ -29,22 +25,8 @@ def test_registered():
 
 
 @pytest.fixture(scope="module")
-def bench():
-    with BENCH.open() as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    traces, wins = {}, []
-    for r in rows:
-        if r["trace"] not in traces:
-            data = json.loads((BENCH.parent / r["trace"]).read_text())["data"]
-            traces[r["trace"]] = np.asarray(data) >= 1
-        s = int(r["start_tick"])
-        wins.append(traces[r["trace"]][s: s + int(r["length_ticks"])])
-    col = {k: np.array([float(r[k]) for r in rows]) for k in
-           ("duration_h", "deadline_h", "restart_overhead_h", "cost_uniform_progress",
-            "cost_greedy", "cost_optimum")}
-    batch = make_batch(wins, col["duration_h"] * 3600, col["deadline_h"] * 3600,
-                       col["restart_overhead_h"] * 3600, np.full(len(rows), 600.0))
-    return col, batch, simulate(batch, get_policy("hazard_dp"))
+def bench(adrs_bench):
+    return adrs_bench.col, adrs_bench.batch, adrs_bench.run("hazard_dp")
 
 
 def test_bench_never_misses_and_holds_its_margin(bench):
