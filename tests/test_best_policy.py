@@ -3,12 +3,10 @@ on the ADRS set by a margin that can fail. Slack Reserve, the previous best, sta
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from policy_strategies import feasible_runs
 
 from skybroker.policy import canonical_name, get_policy, memory_from_json
 from skybroker.policy.hazard_dp import HazardDP
@@ -60,32 +58,8 @@ def test_memory_survives_json_and_single_run_calls():
     assert simulate(batch, pol).finish_ticks[0] * 600 <= 20000
 
 
-@st.composite
-def runs(draw):
-    """Bursty random traces with feasible deadlines (on-demand from the start fits)."""
-    n = draw(st.integers(1, 10))
-    g = float(draw(st.sampled_from([32.0, 300.0, 600.0])))
-    avail, work, deadline, d = [], [], [], []
-    for _ in range(n):
-        ticks = draw(st.integers(3, 90))
-        bits: list[bool] = []
-        on = draw(st.booleans())
-        while len(bits) < ticks:
-            bits += [on] * draw(st.integers(1, 15))
-            on = not on
-        oh = draw(st.sampled_from([0.0, 0.12, 0.5, 1.0, 1.2, 2.4, 4.0])) * g
-        c = draw(st.floats(0.3, 50.0)) * g
-        lo = (math.ceil((c + oh) / g)) * g  # the tightest feasible deadline
-        r = lo + draw(st.floats(0.0, 2.0)) * c
-        avail.append(np.array(bits[:ticks]))
-        work.append(c)
-        deadline.append(r)
-        d.append(oh)
-    return make_batch(avail, np.array(work), np.array(deadline), np.array(d), np.full(n, g))
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(runs())
+@given(feasible_runs())
 def test_meets_every_feasible_deadline_on_random_traces(batch):
     # `best` (Hazard DP) has the same property test in test_hazard_dp_policy.py; here the
     # previous best, Slack Reserve, keeps its random-trace coverage.
