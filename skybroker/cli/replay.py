@@ -83,10 +83,20 @@ Examples:
 @click.option("--by", "by", default=None, metavar="deadline,overhead",
               help="Also summarise per group of runs sharing these fields (deadline, overhead, "
                    "duration, trace, nodes).")
+@click.option("--fit-hazards", "fit_traces", multiple=True, type=click.Path(dir_okay=False),
+              help="Fit best's (hazard_dp's) run-length model on these traces (repeatable; "
+                   "your own zone's history, one tick length, gang size --nodes) instead of "
+                   "the shipped model.")
+@click.option("--hazards", "hazards_file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Use a hazards JSON (from --save-hazards) for best/hazard_dp.")
+@click.option("--save-hazards", "save_hazards", type=click.Path(dir_okay=False), default=None,
+              help="Write the model fitted by --fit-hazards to this JSON (reuse it with "
+                   "--hazards or HazardDP(hazards=PATH)).")
 @click.option("--list-policies", is_flag=True, help="List the policies and exit.")
 def replay(traces, runs_file, policies, duration, deadline, restart_overhead, start_tick,
            length_ticks, nodes, price_od, price_spot, trace_gap, inverted_trace, as_json,
-           plot_out, plot_run, by, list_policies) -> None:
+           plot_out, plot_run, by, fit_traces, hazards_file, save_hazards,
+           list_policies) -> None:
     """Replay spot/on-demand deadline policies on real spot-availability traces.
 
     Each run is a job of --duration hours of work that must finish by --deadline on a window
@@ -113,9 +123,14 @@ def replay(traces, runs_file, policies, duration, deadline, restart_overhead, st
         names = api.resolve_policies(policies or _default_policies())
     except SkyError as e:
         raise click.BadParameter(str(e), param_hint="--policy") from None
-    if bool(traces) == bool(runs_file):
-        raise click.UsageError("give either --trace FILE (repeatable) or --runs RUNS.tsv")
     gap_s = _hours(trace_gap, "trace-gap") * 3600 if trace_gap else None
+    params = _hazard_params(fit_traces, hazards_file, save_hazards, nodes or 1, gap_s,
+                            inverted_trace)
+    if bool(traces) == bool(runs_file):
+        if save_hazards and not traces:  # fit and save only
+            click.echo(f"Wrote {save_hazards}")
+            return
+        raise click.UsageError("give either --trace FILE (repeatable) or --runs RUNS.tsv")
     from skybroker.replay.runs import RunSpec, TraceCache, load_runs
 
     cache = TraceCache(gap_s=gap_s, inverted=inverted_trace)
@@ -135,11 +150,11 @@ def replay(traces, runs_file, policies, duration, deadline, restart_overhead, st
         label = "+".join(traces)
         specs = [RunSpec(paths, c0, dl, d, start_tick, length_ticks, nodes or 1, label)
                  for dl in _hours_list(deadline, "deadline")]
-    result = _run(api, specs, names, ps, po, cache)
+    result = _run(api, specs, names, ps, po, cache, params)
     for w in result.warnings:
         click.secho(f"Warning: {w}", fg="yellow", err=True)
     if plot_out:
-        _plot(api, specs, names, ps, po, cache, result, plot_out, plot_run)
+        _plot(api, specs, names, ps, po, cache, result, plot_out, plot_run, params)
     keys = [b.strip() for b in by.split(",") if b.strip()] if by else []
     groups = api.summarize_by(result.records, result.policies, keys) if keys else None
     if as_json:
@@ -153,23 +168,50 @@ def replay(traces, runs_file, policies, duration, deadline, restart_overhead, st
         click.echo(f"Wrote {plot_out}")
 
 
-def _run(api, specs, names, ps, po, cache):
+def _hazard_params(fit_traces, hazards_file, save_to, nodes, gap_s, inverted) -> dict:
+    """policy_params for hazard_dp from --fit-hazards / --hazards ({} when neither is given)."""
+    if fit_traces and hazards_file:
+        raise click.UsageError("give --fit-hazards TRACE... or --hazards FILE, not both")
+    if save_to and not fit_traces:
+        raise click.UsageError("--save-hazards writes the model fitted by --fit-hazards TRACE")
+    from skybroker.policy import hazard_fit
+    from skybroker.traces import load_trace
+
+    if hazards_file:
+        try:
+            return {"hazard_dp": {"hazards": hazard_fit.load_hazards(hazards_file)}}
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--hazards") from None
+    if not fit_traces:
+        return {}
+    try:
+        loaded = [load_trace(t, gap_s=gap_s, inverted=inverted) for t in fit_traces]
+        h = hazard_fit.fit_hazards(loaded, nodes=nodes)
+    except (OSError, ValueError) as e:
+        raise click.BadParameter(str(e), param_hint="--fit-hazards") from None
+    if save_to:
+        hazard_fit.save_hazards(h, save_to, source=", ".join(
+            f"{Path(t).name} (nodes={nodes})" for t in fit_traces))
+    return {"hazard_dp": {"hazards": h}}
+
+
+def _run(api, specs, names, ps, po, cache, params=None):
     total = len(specs) * len(names)
     # The optimum is a DP per run (tens of ms each), so even modest batches deserve a bar.
     slow = "optimum" in names and len(specs) >= 20
     if (total < _PROGRESS_MIN and not slow) or not sys.stderr.isatty():
-        return api.evaluate(specs, names, ps, po, cache)
+        return api.evaluate(specs, names, ps, po, cache, policy_params=params)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("replaying"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("replay", total=total)
-        return api.evaluate(specs, names, ps, po, cache,
+        return api.evaluate(specs, names, ps, po, cache, policy_params=params,
                             progress=lambda k: bar.advance(task, k))
 
 
-def _plot(api, specs, names, ps, po, cache, result, out, run_index):
+def _plot(api, specs, names, ps, po, cache, result, out, run_index, params=None):
     """Curves from the result (or a deadline sweep for a single run) + one run's timeline."""
     from dataclasses import replace
 
@@ -182,8 +224,10 @@ def _plot(api, specs, names, ps, po, cache, result, out, run_index):
         s0 = specs[run_index]
         gap_h = cache.window(s0).gap_s / 3600.0
         sweep = _deadline_grid(s0.duration_h, s0.restart_overhead_h, s0.deadline_h, gap_h)
-        curves = api.evaluate([replace(s0, deadline_h=x) for x in sweep], names, ps, po, cache)
-    one = api.evaluate([specs[run_index]], names, ps, po, cache, timeline_run=0)
+        curves = api.evaluate([replace(s0, deadline_h=x) for x in sweep], names, ps, po, cache,
+                              policy_params=params)
+    one = api.evaluate([specs[run_index]], names, ps, po, cache, timeline_run=0,
+                       policy_params=params)
     s = specs[run_index]
     title = f"{Path(s.traces[0]).stem if len(s.traces) == 1 else s.label}  (window from tick {s.start_tick})"
     plot_replay(curves, one, out, title=title, policies=names)

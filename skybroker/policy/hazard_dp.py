@@ -54,7 +54,7 @@ MAX_STEPS = 640
 _INF = 1e9
 
 
-def _bucket(age_steps: np.ndarray) -> np.ndarray:
+def bucket_of(age_steps: np.ndarray) -> np.ndarray:
     a = np.maximum(age_steps, 1.0)
     return np.minimum(np.floor(np.log2(a)), BUCKETS - 1).astype(np.int64)
 
@@ -87,7 +87,8 @@ def _phases(delta: int) -> list[int]:
     return rems
 
 
-def _solve(step: float, d: float, k: float, r_max: int, c_max: int) -> tuple[np.ndarray, tuple]:
+def _solve(step: float, d: float, k: float, r_max: int, c_max: int,
+           hazard: np.ndarray = HAZARD_600) -> tuple[np.ndarray, tuple]:
     """Decision table [steps left, mode, availability state, work cells] -> NONE/SPOT/OD.
 
     Modes: 0 idle, 1..P spot in overhead phase p, P+1..2P on-demand in phase p.
@@ -98,7 +99,7 @@ def _solve(step: float, d: float, k: float, r_max: int, c_max: int) -> tuple[np.
     p = len(rems)
     gain = [max(CELLS - r, 0) for r in rems]
     nxt = [min(j + 1, p - 1) for j in range(p)]
-    hz = 1.0 - (1.0 - HAZARD_600) ** (step / STEP_S)
+    hz = 1.0 - (1.0 - hazard) ** (step / STEP_S)
     t = _transition(hz)
     n_st, cells = 2 * BUCKETS, c_max + 1
     cs = np.arange(cells)
@@ -144,10 +145,10 @@ def _solve(step: float, d: float, k: float, r_max: int, c_max: int) -> tuple[np.
     return table, tuple(rems)
 
 
-#: Solved tables by (step, overhead, price ratio), most recently used last. A table's entry for
+#: Solved tables by (step, overhead, price ratio, hazards), most recently used last. A table's entry for
 #: (steps left, work left) does not depend on the table's size (induction runs upward in both),
 #: so the largest table solved so far answers every smaller job too.
-_TABLES: OrderedDict[tuple[float, float, float], tuple[np.ndarray, tuple]] = OrderedDict()
+_TABLES: OrderedDict[tuple[float, float, float, bytes], tuple[np.ndarray, tuple]] = OrderedDict()
 _KEEP = 4
 
 
@@ -156,14 +157,15 @@ def _size(x: int, grain: int) -> int:
     return max(grain, -(-int(x) // grain) * grain)
 
 
-def _table(step: float, d: float, k: float, r: int, c: int) -> tuple[np.ndarray, tuple]:
-    """The cached table for (step, d, k) if it is large enough, else a new, larger one."""
-    key = (step, d, k)
+def _table(step: float, d: float, k: float, r: int, c: int,
+           hazard: np.ndarray = HAZARD_600) -> tuple[np.ndarray, tuple]:
+    """The cached table for (step, d, k, hazards) if it is large enough, else a new, larger one."""
+    key = (step, d, k, hazard.tobytes())
     got = _TABLES.get(key)
     if got is None or got[0].shape[0] <= r or got[0].shape[3] <= c:
         r_max = _size(max(r, got[0].shape[0] - 1 if got else 0), 64)
         c_max = _size(max(c, got[0].shape[3] - 1 if got else 0) + CELLS, 256)
-        got = _TABLES[key] = _solve(step, d, k, r_max, c_max)
+        got = _TABLES[key] = _solve(step, d, k, r_max, c_max, hazard)
     _TABLES.move_to_end(key)
     return got
 
@@ -180,10 +182,21 @@ class HazardDP(BasePolicy):
 
     name = "hazard_dp"
 
-    def __init__(self, price_ratio: float = PAPER_PRICE_RATIO) -> None:
+    def __init__(self, price_ratio: float = PAPER_PRICE_RATIO,
+                 hazards: np.ndarray | str | None = None) -> None:
+        """``hazards``: the run-length model, per-step hazards [outage, spot run] x age bucket
+        (``skybroker.policy.hazard_fit.fit_hazards`` on your traces) or the path of a hazards
+        JSON; default: the shipped model (``HAZARD_600``)."""
         if price_ratio <= 1.0:
             raise ValueError("hazard_dp: price_ratio (on-demand / spot) must be > 1")
         self.k = float(price_ratio)
+        if hazards is None:
+            self.hazard = HAZARD_600
+        else:
+            from skybroker.policy import hazard_fit
+
+            self.hazard = (hazard_fit.load_hazards(hazards) if isinstance(hazards, str)
+                           else hazard_fit.check_hazards(hazards))
 
     def init_memory(self, n: int) -> dict[str, np.ndarray]:
         return {"last": np.zeros(n, dtype=bool), "age": np.zeros(n)}
@@ -209,10 +222,10 @@ class HazardDP(BasePolicy):
             c = np.ceil((state.work_total[m] - state.work_done[m]) / u - 1e-6).astype(np.int64)
             # More work than time is infeasible whatever the plan (the safety rules decide).
             c = np.minimum(c, CELLS * np.maximum(r, 0) + CELLS)
-            table, rems = _table(step, d, self.k, int(r.max()), int(c.max()))
+            table, rems = _table(step, d, self.k, int(r.max()), int(c.max()), self.hazard)
             r_max, c_max = table.shape[0] - 1, table.shape[3] - 1
             p = len(rems)
-            st = av[m].astype(np.int64) * BUCKETS + _bucket(age[m] * g / step)
+            st = av[m].astype(np.int64) * BUCKETS + bucket_of(age[m] * g / step)
             rem_c = state.remaining_overhead[m] / u
             ph = np.argmin(np.abs(rem_c[:, None] - np.asarray(rems, dtype=float)[None, :]), axis=1)
             cur = state.cur[m]

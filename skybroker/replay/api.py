@@ -91,9 +91,15 @@ def evaluate(
     cache: TraceCache | None = None,
     progress: Progress | None = None,
     timeline_run: int | None = None,
+    policy_params: dict[str, dict] | None = None,
 ) -> ReplayResult:
-    """Replay every run under every policy (vectorised over runs, one batch per zone count)."""
+    """Replay every run under every policy (vectorised over runs, one batch per zone count).
+
+    ``policy_params`` passes constructor arguments per policy (aliases work), e.g.
+    ``{"best": {"hazards": fit_hazards(my_traces)}}``.
+    """
     names = resolve_policies(policies)
+    params = {canonical_name(k): dict(v) for k, v in (policy_params or {}).items()}
     cache = cache or TraceCache()
     wins = [cache.window(s) for s in specs]
     gaps = np.array([w.gap_s for w in wins])
@@ -118,7 +124,8 @@ def evaluate(
         for name in todo:
             record = timeline_run == idx[0]  # the engine records the batch's first run
             report = progress if name in records else None
-            out = simulate(batch, get_policy(name), record=record, progress=report)
+            out = simulate(batch, get_policy(name, **params.get(name, {})), record=record,
+                           progress=report)
             if name == "on_demand":
                 ref_od[idx] = out.cost
             if out.timeline is not None:
@@ -271,6 +278,7 @@ def replay(
     gap_s: float | None = None,
     inverted: bool = False,
     timeline: bool = False,
+    policy_params: dict[str, dict] | None = None,
 ) -> ReplayResult:
     """Replay one job on one trace (or several zones) under each policy.
 
@@ -293,7 +301,7 @@ def replay(
     specs = [RunSpec(tuple(paths), float(duration_h), float(dl), float(restart_overhead_h),
                      int(start_tick), length_ticks, int(nodes), label) for dl in deadlines]
     return evaluate(specs, policies, price_spot, price_od, cache,
-                    timeline_run=0 if timeline else None)
+                    timeline_run=0 if timeline else None, policy_params=policy_params)
 
 
 def replay_runs(
@@ -303,7 +311,8 @@ def replay_runs(
     price_spot: float = DEFAULT_PRICE_SPOT,
     price_od: float = DEFAULT_PRICE_OD,
     progress: Progress | None = None,
+    policy_params: dict[str, dict] | None = None,
 ) -> ReplayResult:
     """Replay every run of a runs file (trace paths relative to it) under each policy."""
     return evaluate(load_runs(runs_tsv, nodes=nodes), policies, price_spot, price_od,
-                    progress=progress)
+                    progress=progress, policy_params=policy_params)
