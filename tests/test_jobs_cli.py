@@ -125,3 +125,30 @@ def test_one_controller_per_home(fast_jobs):
     time.sleep(1.0)  # the losers of the lock race have exited by now
     assert controller_pid() not in (None, -1)
     assert kill_env("SKYBROKER_HOME", str(fast_jobs), 0) == 1  # signal 0: just count
+
+
+def test_fitted_hazards_reach_the_job_policy(fast_jobs, tmp_path):
+    """`--hazards FILE` (a model fitted by `sky replay --fit-hazards`) is stored with the job
+    and is the model the controller's policy object plans on."""
+    import numpy as np
+
+    from skybroker import jobs
+    from skybroker.errors import SkyError
+    from skybroker.jobs import state as S
+    from skybroker.jobs.runner import JobRunner
+    from skybroker.policy.hazard_fit import fit_hazards, save_hazards
+
+    h = fit_hazards([(np.array([1, 1, 1, 0] * 30, dtype=bool), 600.0)])
+    model = tmp_path / "zone.json"
+    save_hazards(h, model, source="test")
+    task = _task(tmp_path, "echo ok")
+    with pytest.raises(SkyError, match="does not use one"):
+        jobs.launch(task, policy="greedy", deadline_h=3, duration_h=2, hazards=str(model),
+                    start_controller=False)
+    out = _sky("jobs", "launch", str(task), "--policy", "best", "--deadline", "3h",
+               "--duration", "2h", "--hazards", str(model), "-y", "-d")
+    jid = int(re.search(r"Managed job (\d+)", out).group(1))
+    assert np.allclose(S.get(jid).params["policy_params"]["hazards"], h, atol=1e-6)
+    runner = JobRunner(jid, backend=None)
+    assert np.allclose(runner.policy.hazard, h, atol=1e-6)
+    assert "run-length model from" in out

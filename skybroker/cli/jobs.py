@@ -38,14 +38,18 @@ def jobs() -> None:
               help="A deadline policy (uniform_progress, greedy, best, ...) or a recovery strategy "
                    "without deadline (failover, eager_next_region). Default: uniform_progress "
                    "with a deadline, failover without.")
+@click.option("--hazards", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE.json",
+              help="With --policy best: its run-length model fitted on your zone's history "
+                   "(`sky replay --fit-hazards TRACE --save-hazards FILE.json`).")
 @click.option("--max-restarts-on-errors", type=int, default=None, metavar="N",
               help="Retry the task this many times when it fails by itself.")
 @resource_options
 @env_options
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("-d", "--detach-run", is_flag=True, help="Return once the job is submitted.")
-def launch(task_file, deadline, duration, restart_overhead, policy, max_restarts_on_errors,
-           yes, detach_run, **opts):
+def launch(task_file, deadline, duration, restart_overhead, policy, hazards,
+           max_restarts_on_errors, yes, detach_run, **opts):
     """Launch TASK.yaml as a managed job (`resources.job_recovery` in the YAML works too).
 
     \b
@@ -62,7 +66,8 @@ def launch(task_file, deadline, duration, restart_overhead, policy, max_restarts
         raise click.UsageError("managed jobs run one task; this file holds a pipeline.")
     task = tasks[0]
     kw = {"deadline_h": deadline, "duration_h": duration, "restart_overhead_h": restart_overhead,
-          "policy": policy, "max_restarts_on_errors": max_restarts_on_errors}
+          "policy": policy, "max_restarts_on_errors": max_restarts_on_errors,
+          "hazards": hazards}
     click.echo(f"{task.name or task_file}, as a managed job:")
     for line in api.summary(task, **kw):
         click.echo(f"  {line}")

@@ -107,7 +107,7 @@ def _pinned_clouds(task: Any) -> list[str] | None:
 
 def _params(task: Any, deadline_h: float | None, duration_h: float | None,
             restart_overhead_h: float | None, policy: str | None,
-            max_restarts_on_errors: int | None) -> M.Params:
+            max_restarts_on_errors: int | None, hazards: str | None = None) -> M.Params:
     """Everything about the job but its clock: CLI options over `resources.job_recovery`."""
     if not task.resources:
         raise SkyError("the task has no resources to run on")
@@ -122,6 +122,17 @@ def _params(task: Any, deadline_h: float | None, duration_h: float | None,
         raise SkyError(f"policy {pol!r} needs a deadline and a duration "
                        "(--deadline 60h --duration 48h, or resources.job_recovery).",
                        hint="Without a deadline use --policy failover or eager_next_region.")
+    policy_params = None
+    if hazards is not None:
+        from skybroker.policy.hazard_fit import load_hazards
+
+        if pol != "hazard_dp":
+            raise SkyError(f"--hazards is the run-length model of the best policy (hazard_dp); "
+                           f"policy {pol!r} does not use one.", hint="Add --policy best.")
+        try:
+            policy_params = {"hazards": load_hazards(hazards).tolist()}
+        except ValueError as e:
+            raise SkyError(str(e)) from None
     if deadline_h is not None and duration_h is not None and duration_h > deadline_h:
         raise SkyError(f"the job needs {duration_h:g}h of work but the deadline is {deadline_h:g}h")
     return M.Params(
@@ -132,7 +143,8 @@ def _params(task: Any, deadline_h: float | None, duration_h: float | None,
         duration_s=None if duration_h is None else round(float(duration_h) * H, 6),
         overhead_s=round(float(overhead_h or 0.0) * H, 6),
         wants_spot=any(bool(r.use_spot) for r in task.resources),
-        max_restarts_on_errors=restarts, nodes=int(task.num_nodes or 1))
+        max_restarts_on_errors=restarts, nodes=int(task.num_nodes or 1),
+        policy_params=policy_params)
 
 
 def _set_clock(task: Any, params: M.Params) -> Any:
@@ -159,11 +171,15 @@ def _set_clock(task: Any, params: M.Params) -> Any:
 def launch(task: Any, name: str | None = None, *, deadline_h: float | None = None,
            duration_h: float | None = None, restart_overhead_h: float | None = None,
            policy: str | None = None, max_restarts_on_errors: int | None = None,
-           start_controller: bool = True) -> int:
-    """Submit a managed job; returns its id. Options override `resources.job_recovery`."""
+           hazards: str | None = None, start_controller: bool = True) -> int:
+    """Submit a managed job; returns its id. Options override `resources.job_recovery`.
+
+    ``hazards``: a hazards JSON (`sky replay --fit-hazards ... --save-hazards`) for the best
+    policy's run-length model, fitted on your zone's history.
+    """
     task = _load_task(task)
     params = _params(task, deadline_h, duration_h, restart_overhead_h, policy,
-                     max_restarts_on_errors)
+                     max_restarts_on_errors, hazards)
     _set_clock(task, params)
     _check_feasible(task, params)
     job_id = S.add(name or task.name, task.to_yaml_config(), params.to_json(),
@@ -177,17 +193,18 @@ def launch(task: Any, name: str | None = None, *, deadline_h: float | None = Non
 
 def summary(task: Any, *, deadline_h: float | None = None, duration_h: float | None = None,
             restart_overhead_h: float | None = None, policy: str | None = None,
-            max_restarts_on_errors: int | None = None) -> list[str]:
+            max_restarts_on_errors: int | None = None, hazards: str | None = None) -> list[str]:
     """What `launch` would do, in a few lines (for the confirmation prompt)."""
     from skybroker.optimizer import optimize
 
     task = _load_task(task)
-    p = _params(task, deadline_h, duration_h, restart_overhead_h, policy, max_restarts_on_errors)
+    p = _params(task, deadline_h, duration_h, restart_overhead_h, policy, max_restarts_on_errors,
+                hazards)
     lines = []
     if p.policy:
         lines.append(f"policy {p.policy}: deadline {p.deadline_s / H:g}h, work {p.duration_s / H:g}h, "
                      f"restart overhead {p.overhead_s / H:g}h (placement after preemption: "
-                     f"{p.recovery})")
+                     f"{p.recovery}{'; run-length model from ' + hazards if hazards else ''})")
     else:
         lines.append(f"no deadline: {p.recovery}, on {'spot' if p.wants_spot else 'on-demand'}")
     kinds = [True, False] if p.policy else [p.wants_spot]

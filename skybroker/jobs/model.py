@@ -44,6 +44,7 @@ class Params:
     max_restarts_on_errors: int = 0
     nodes: int = 1
     market: dict[str, Any] | None = None  # {"zones": {zone: trace tick of job tick 0}}
+    policy_params: dict[str, Any] | None = None  # constructor arguments, e.g. fitted hazards
 
     @property
     def scale(self) -> float:

@@ -78,7 +78,8 @@ class JobRunner:
         if job is None:
             raise SkyError(f"managed job {job_id} vanished")
         self.p = M.Params.from_json(job.params)
-        self.policy = get_policy(self.p.policy) if self.p.policy else None
+        self.policy = (get_policy(self.p.policy, **(self.p.policy_params or {}))
+                       if self.p.policy else None)
         self.market = MarketView(self.p) if self.p.market else None
         self.errors = 0
         self.last_lag: tuple[int, float] | None = None  # (tick, seconds late) of the last decision
