@@ -20,7 +20,8 @@ on spot: on-demand), so the plan knows that slack spent now is on-demand forced 
 
 The table is solved once per (step, overhead, price ratio) and cached for the process; each
 decision is a lookup. The hazards are estimated on the two k80 traces of the ADRS set (the
-tuning set) and evaluated on the held-out v100 traces and the other trace families. Ticks
+tuning set; `hazard_fit.fit_hazards` reproduces them) and evaluated on the held-out v100 traces
+and the other trace families; `HazardDP(hazards=...)` plans on a model fitted elsewhere. Ticks
 other than 600 s plan on steps of about 10 minutes (a whole number of ticks) with the hazards
 converted to that step. Memory is the age of the current availability state (ticks).
 """
@@ -55,6 +56,7 @@ _INF = 1e9
 
 
 def bucket_of(age_steps: np.ndarray) -> np.ndarray:
+    """Age bucket (0..BUCKETS-1) of states that have lasted ``age_steps`` model steps."""
     a = np.maximum(age_steps, 1.0)
     return np.minimum(np.floor(np.log2(a)), BUCKETS - 1).astype(np.int64)
 
