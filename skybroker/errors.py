@@ -28,7 +28,13 @@ class NotSupportedError(SkyError):
 
 
 class ResourcesUnavailableError(SkyError):
-    """No placement in the plan could be launched (or none is feasible)."""
+    """No placement in the plan could be launched (or none is feasible).
+
+    `attempts`: the failover loop's `Attempt`s (empty when nothing was tried), so a caller
+    can tell "out of capacity, try again later" from "can never launch" without parsing text.
+    """
+
+    attempts: tuple = ()
 
 
 class CatalogError(SkyError):

@@ -44,12 +44,16 @@ def jobs() -> None:
                    "(`sky replay --fit-hazards TRACE --save-hazards FILE.json`).")
 @click.option("--max-restarts-on-errors", type=int, default=None, metavar="N",
               help="Retry the task this many times when it fails by itself.")
+@click.option("-r", "--retry-until-up", is_flag=True,
+              help="When the first launch fails for good on every placement (quota, "
+                   "credentials, invalid request), keep retrying instead of ending the job "
+                   "FAILED_NO_RESOURCE.")
 @resource_options
 @env_options
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("-d", "--detach-run", is_flag=True, help="Return once the job is submitted.")
 def launch(task_file, deadline, duration, restart_overhead, policy, hazards,
-           max_restarts_on_errors, yes, detach_run, **opts):
+           max_restarts_on_errors, retry_until_up, yes, detach_run, **opts):
     """Launch TASK.yaml as a managed job (`resources.job_recovery` in the YAML works too).
 
     \b
@@ -73,7 +77,7 @@ def launch(task_file, deadline, duration, restart_overhead, policy, hazards,
         click.echo(f"  {line}")
     if not yes:
         click.confirm("Launch it?", default=True, abort=True)
-    job_id = api.launch(task, opts.get("name"), **kw)
+    job_id = api.launch(task, opts.get("name"), retry_until_up=retry_until_up, **kw)
     click.echo(f"Managed job {job_id} submitted. `sky jobs queue` shows it; "
                f"`sky jobs logs {job_id}` follows it.")
     if not detach_run:
@@ -124,6 +128,9 @@ def queue(active, as_json):
                     _fmt(r["od_h"]), _fmt(r["cost"], ".4f", ""), _fmt(r["projected_cost"], ".4f"),
                     _fmt(r["slack_h"]), track])
     click.echo(table(head, out))
+    for r in rows:  # why a job failed: one line each (the table has no room for it)
+        if r["status"].startswith("FAILED") and r["failure_reason"]:
+            click.echo(f"Job {r['id']} {r['status']}: {r['failure_reason']}")
 
 
 @jobs.command(context_settings=CTX)

@@ -39,6 +39,9 @@ from skybroker.clouds import registry as _registry
 UP, CAPACITY, QUOTA, CREDENTIALS, INVALID, THROTTLED, ERROR, UNSUPPORTED = (
     "UP", "CAPACITY", "QUOTA", "CREDENTIALS", "INVALID", "THROTTLED", "ERROR", "UNSUPPORTED",
 )
+# Outcomes no retry can fix (until the user changes something): quota, credentials, an invalid
+# request, a cloud this broker cannot drive. Capacity, throttling and other errors can pass.
+PERMANENT = (QUOTA, CREDENTIALS, INVALID, UNSUPPORTED)
 MEMORY_FILE = "failover_memory.json"
 DEFAULT_REMEMBER_S = 300.0
 
@@ -404,8 +407,37 @@ def provision_with_failover(
             break  # only credentials/invalid/unsupported blocks remain: retrying cannot help
         memory = []  # later rounds walk the plan in its own order
         sleep(backoff.next_delay())
-    raise errors.ResourcesUnavailableError(
+    exc = errors.ResourcesUnavailableError(
         f"Failed to launch on any of {len(placements)} placement(s) ({len(attempts)} attempt(s)"
         f"{f', {rnd} rounds' if rnd > 1 else ''}):\n{format_attempts(attempts, skipped)}",
         hint="Try other clouds/regions, relax the resources, or use --retry-until-up.",
     )
+    exc.attempts = tuple(attempts)
+    raise exc
+
+
+_FIXES = {
+    QUOTA: "ask the cloud for a quota increase (or allow another region/cloud)",
+    CREDENTIALS: "fix the cloud's credentials (`sky check`)",
+    INVALID: "change the instance type, zone or image the task asks for",
+    UNSUPPORTED: "install the cloud's support (`sky check` says what is missing)",
+}
+
+
+def permanent_failure(exc: BaseException, limit: int = 4) -> tuple[str, str] | None:
+    """(per-placement reasons, what to change) when every placement a launch tried failed
+    with a PERMANENT error; None when any failed otherwise (capacity may come back) or
+    nothing was tried."""
+    attempts = list(getattr(exc, "attempts", ()) or ())
+    if not attempts or any(a.outcome not in PERMANENT for a in attempts):
+        return None
+    seen: dict[tuple[str, str], list[str]] = {}
+    for a in attempts:
+        o = a.placement.offer
+        seen.setdefault((a.outcome, a.error), []).append(
+            f"{a.where} {o.instance_type} ({'spot' if a.placement.spot else 'on-demand'})")
+    reasons = [f"{', '.join(wh)}: {out} {err}".rstrip() for (out, err), wh in seen.items()]
+    if len(reasons) > limit:
+        reasons = reasons[:limit] + [f"and {len(reasons) - limit} more"]
+    fixes = [_FIXES[o] for o in PERMANENT if any(a.outcome == o for a in attempts)]
+    return "; ".join(reasons), "; ".join(fixes)

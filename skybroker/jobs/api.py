@@ -171,15 +171,19 @@ def _set_clock(task: Any, params: M.Params) -> Any:
 def launch(task: Any, name: str | None = None, *, deadline_h: float | None = None,
            duration_h: float | None = None, restart_overhead_h: float | None = None,
            policy: str | None = None, max_restarts_on_errors: int | None = None,
-           hazards: str | None = None, start_controller: bool = True) -> int:
+           hazards: str | None = None, retry_until_up: bool = False,
+           start_controller: bool = True) -> int:
     """Submit a managed job; returns its id. Options override `resources.job_recovery`.
 
     ``hazards``: a hazards JSON (`sky replay --fit-hazards ... --save-hazards`) for the best
-    policy's run-length model, fitted on your zone's history.
+    policy's run-length model, fitted on your zone's history. ``retry_until_up``: when the
+    first launch fails for good on every placement (quota, credentials, invalid request),
+    keep retrying instead of ending the job FAILED_NO_RESOURCE.
     """
     task = _load_task(task)
     params = _params(task, deadline_h, duration_h, restart_overhead_h, policy,
                      max_restarts_on_errors, hazards)
+    params.retry_until_up = bool(retry_until_up)
     _set_clock(task, params)
     _check_feasible(task, params)
     job_id = S.add(name or task.name, task.to_yaml_config(), params.to_json(),
@@ -334,6 +338,8 @@ def logs(job: int | str | None = None, *, follow: bool = False, controller: bool
                         on_line(line)
                 printed[key] = max(printed.get(key, 0), len(text))  # a vanishing log: no rewind
         if not follow or j.terminal:
+            if j.terminal and j.status != S.SUCCEEDED and j.failure_reason and not controller:
+                on_line(f"Managed job {j.id} {j.status}: {j.failure_reason}")
             return j.status
         time.sleep(poll_s)
 

@@ -45,6 +45,7 @@ class Params:
     nodes: int = 1
     market: dict[str, Any] | None = None  # {"zones": {zone: trace tick of job tick 0}}
     policy_params: dict[str, Any] | None = None  # constructor arguments, e.g. fitted hazards
+    retry_until_up: bool = False  # a first launch failing for good retries instead of failing
 
     @property
     def scale(self) -> float:
@@ -85,6 +86,9 @@ class Model:
     preemptions: int = 0
     reported: float | None = None  # the task's own last progress report (job seconds)
     avoid: list[dict[str, Any]] = field(default_factory=list)  # recently preempted zones
+    # market ("spot" / "on_demand") -> [why, what to change]: no placement of it can ever
+    # launch (found before the job first ran, or none fits at all); the policy sees no spot
+    no_resource: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

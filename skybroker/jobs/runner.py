@@ -22,6 +22,7 @@ from skybroker.policy.base import NONE, SPOT
 
 TASK_ENDED = ("SUCCEEDED", "FAILED", "FAILED_SETUP", "CANCELLED")
 MAX_STEP_ERRORS = 3
+NOTHING_FITS = "relax the task's resources or enable a cloud that offers them"
 TASK_EVERY = 5  # polls between two reads of the task's status (ticks always read it)
 
 
@@ -236,6 +237,8 @@ class JobRunner:
         return obs is not None and not obs.alive
 
     def _available(self, m: M.Model, lost: bool, t: int) -> bool | list[bool]:
+        if "spot" in m.no_resource:  # spot can never launch for this job
+            return [False] * len(self.market.zones) if self.market and self.market.multi else False
         if self.market is not None:
             return self.market.available(t)
         if m.prev == SPOT and not lost:
@@ -320,14 +323,20 @@ class JobRunner:
         try:
             got = self.backend.launch(job, kind == SPOT, name,
                                       self._blocked(m, t, pending.get("zone")), self._env(job, m, t))
-        except NoPlacementError as e:
-            if kind == SPOT and snapshot is not None:  # no spot offering: on-demand may fit
-                self._launch_failed(job, m, pending, kind, str(e), snapshot, lost)
-                return
-            S.update(self.id, pending=None, model=m.to_json())
-            self._finish(S.get(self.id), S.FAILED_NO_RESOURCE, str(e).splitlines()[0], m)
+        except NoPlacementError as e:  # nothing fits at all (e.g. the catalog changed)
+            self._no_resource(job, m, pending, kind, str(e).splitlines()[0], NOTHING_FITS,
+                              snapshot, lost)
             return
         except (CapacityError, ResourcesUnavailableError) as e:
+            # Before the job ever ran, every placement failing for good (quota, credentials,
+            # invalid request: no capacity error among them) means it never will; after a
+            # run, or with --retry-until-up, stay patient.
+            from skybroker.core.failover import permanent_failure
+
+            perm = None if job.runs or self.p.retry_until_up else permanent_failure(e)
+            if perm is not None:
+                self._no_resource(job, m, pending, kind, *perm, snapshot, lost)
+                return
             self._launch_failed(job, m, pending, kind, str(e), snapshot, lost)
             return
         m.price, m.zone, m.launch_tick = got.price, got.zone, t
@@ -338,6 +347,27 @@ class JobRunner:
                         f"{got.placement['cloud']}/{got.placement['region']}/"
                         f"{got.placement.get('zone') or '-'} {got.placement['instance_type']}",
                         {"tick": t, "placement": got.placement}))
+
+    def _needs(self) -> tuple[str, ...]:
+        """The markets the job may run on: both for a deadline policy, else the task's."""
+        if self.p.policy is not None and self.p.deadline_s is not None:
+            return ("spot", "on_demand")
+        return ("spot",) if self.p.wants_spot else ("on_demand",)
+
+    def _no_resource(self, job, m, pending, kind, why, fix, snapshot, lost) -> None:
+        """No placement of this market can ever launch: remember it. When that holds for
+        every market the job may use, end it FAILED_NO_RESOURCE; else decide again without."""
+        market = M.KIND_NAMES[kind]
+        m.no_resource[market] = [why, fix]
+        if snapshot is not None:
+            snapshot.no_resource = copy.deepcopy(m.no_resource)
+        if all(k in m.no_resource for k in self._needs()):
+            S.update(self.id, pending=None, model=m.to_json())
+            self._finish(S.get(self.id), S.FAILED_NO_RESOURCE, no_resource_reason(m.no_resource), m)
+            return
+        S.add_event(self.id, "jobs.no_resource", f"{market.replace('_', '-')} can never launch: "
+                    f"{why}; the job goes on without it")
+        self._launch_failed(job, m, pending, kind, why, snapshot, lost)
 
     def _launch_failed(self, job, m, pending, kind, why, snapshot, lost) -> None:
         t = int(pending["tick"])
@@ -392,4 +422,10 @@ class JobRunner:
                  **fields)
 
 
-
+def no_resource_reason(no_resource: dict[str, list[str]]) -> str:
+    """"no placement can run this task: <market: per-placement reasons>; <what to change>"."""
+    parts = [f"{k.replace('_', '-')}: {why}" for k, (why, _fix) in sorted(no_resource.items())]
+    fixes = list(dict.fromkeys(fix for _why, fix in no_resource.values() if fix))
+    if any(fix != NOTHING_FITS for _why, fix in no_resource.values()):
+        fixes.append("or launch with --retry-until-up to keep retrying until it can")
+    return f"no placement can run this task: {'; '.join(parts)}. To run it: {'; '.join(fixes)}."

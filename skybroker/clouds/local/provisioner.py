@@ -6,6 +6,10 @@ failover, state and runtime as any cloud, so a laptop run exercises the whole br
 127.0.0.<rank+1>. Every process started on a node carries SKYBROKER_NODE_TAG in its
 environment; stop/terminate kill by that tag (descendants included) and verify none is left.
 
+Quota emulation: config `local.quota` (`vcpus`, `spot_vcpus`) caps the vCPUs one launch may ask
+for, per market; a larger request is refused with a real QuotaError, as a cloud refuses a
+request above the account's limit (for rehearsing what the broker does then).
+
 Spot emulation hook (issue 6): `LocalProvisioner.market`, when set, is asked before a spot
 launch whether the zone has capacity (a refusal is a real CapacityError), and its `preempted()`
 answer makes `query` report PREEMPTED nodes.
@@ -29,7 +33,7 @@ from skybroker.clouds.base import (
     ClusterSpec,
     NodeInfo,
 )
-from skybroker.errors import CapacityError, InvalidRequestError, SkyError
+from skybroker.errors import CapacityError, InvalidRequestError, QuotaError, SkyError
 
 REGION = "local"
 ZONES = ("local-a", "local-b")
@@ -56,6 +60,25 @@ def _tag_prefix(cluster_name: str) -> str:
     return f"{broker_id()}/{cluster_name}/"
 
 
+def check_quota(spec: ClusterSpec) -> None:
+    """Refuse (QuotaError) a launch asking for more vCPUs than `local.quota` grants."""
+    from skybroker.config import load_config
+
+    quota = (load_config().get("local") or {}).get("quota") or {}
+    key = "spot_vcpus" if spec.spot else "vcpus"
+    if quota.get(key) is None:
+        return
+    from skybroker.catalog.store import load_catalog
+
+    table = load_catalog("local")
+    rows = table.vcpus[table.instance_type == spec.instance_type]
+    need = float(rows[0] if len(rows) else 0.0) * spec.num_nodes
+    if need > float(quota[key]):
+        raise QuotaError(f"local {'spot ' if spec.spot else ''}vCPU quota is {float(quota[key]):g}, "
+                         f"{spec.num_nodes}x {spec.instance_type} needs {need:g}",
+                         hint=f"raise local.quota.{key} in config.yaml")
+
+
 def kill_cluster_processes(cluster_name: str, sig: int = signal.SIGKILL) -> int:
     from skybroker.runtime.agent import kill_env
 
@@ -78,6 +101,7 @@ class LocalProvisioner:
         if spec.region not in (REGION, None, "") or (spec.zone and spec.zone not in ZONES):
             raise InvalidRequestError(f"local cloud has region {REGION!r} and zones {ZONES}, "
                                       f"not {spec.region}/{spec.zone}")
+        check_quota(spec)
         market = self._market() if spec.spot else None
         if market is not None and not market.available(spec.zone, time.time()):
             raise CapacityError(f"no spot capacity in local/{spec.zone} (trace-bound zone)", "zone")
