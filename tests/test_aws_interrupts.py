@@ -10,9 +10,8 @@ One moto server serves all cases; each case has its own broker id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
+from placements import placement
 
 from skybroker.clouds import clients
 from skybroker.clouds.aws.provisioner import AWSProvisioner, list_tagged_instances, reconcile
@@ -45,22 +44,6 @@ VARIANTS = [  # (nodes, spot, ports, relaunch before down)
 ]
 
 
-@dataclass
-class Offer:
-    cloud: str
-    region: str
-    zone: str | None
-    instance_type: str
-
-
-@dataclass
-class Placement:
-    offer: Offer
-    spot: bool
-    num_nodes: int = 1
-    hourly_cost: float = 1.0
-
-
 class Interrupt:
     """A botocore hook raising KeyboardInterrupt at the n-th call of one EC2 operation."""
 
@@ -91,7 +74,7 @@ def test_interrupted_launch_leaves_zero_instances_after_refresh_and_down(aws, st
         return ClusterSpec("intr", "aws", o.region, o.zone, o.instance_type, p.spot, p.num_nodes,
                            ports=list(ports), ssh_public_key=PUBKEY)
 
-    plan = [Placement(Offer("aws", region, "us-east-1b", "m5.large"), spot, nodes)]
+    plan = [placement("aws", region, "us-east-1b", "m5.large", spot, nodes)]
     hook = Interrupt(*step)
     ec2 = clients.aws_client("ec2", region)
     ec2.meta.events.register(hook.event, hook)

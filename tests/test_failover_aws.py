@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
+from placements import placement
 
 from skybroker import errors
 from skybroker.clouds import clients
@@ -13,22 +12,6 @@ from skybroker.clouds.base import ClusterSpec
 from skybroker.core import failover as fo
 
 pytest_plugins = ["stubs.aws_fixtures", "stubs.gcp_fixtures"]
-
-
-@dataclass
-class Offer:
-    cloud: str
-    region: str
-    zone: str | None
-    instance_type: str
-
-
-@dataclass
-class Placement:
-    offer: Offer
-    spot: bool
-    num_nodes: int = 1
-    hourly_cost: float = 1.0
 
 
 def make_spec(p):
@@ -51,17 +34,17 @@ def test_failover_3_zones_2_regions_2_clouds_ends_on_first_with_capacity(aws, gc
         aws.fault("RunInstances", "InsufficientInstanceCapacity", match=f"AvailabilityZone={z}")
     aws.fault("RunInstances", "MaxSpotInstanceCountExceeded", match="AvailabilityZone=us-west-2a")
     gce.fail_insert("ZONE_RESOURCE_POOL_EXHAUSTED", zone="us-central1-a")
-    plan = [Placement(Offer("aws", "us-east-1", z, "p5.48xlarge"), True)
+    plan = [placement("aws", "us-east-1", z, "p5.48xlarge", True)
             for z in ("us-east-1a", "us-east-1b", "us-east-1c")]
-    plan += [Placement(Offer("aws", "us-west-2", z, "p5.48xlarge"), True) for z in ("us-west-2a", "us-west-2b")]
-    plan += [Placement(Offer("gcp", "us-central1", z, "a3-highgpu-8g"), True)
+    plan += [placement("aws", "us-west-2", z, "p5.48xlarge", True) for z in ("us-west-2a", "us-west-2b")]
+    plan += [placement("gcp", "us-central1", z, "a3-highgpu-8g", True)
              for z in ("us-central1-a", "us-central1-b")]
-    plan += [Placement(Offer("aws", "eu-west-1", "eu-west-1a", "p5.48xlarge"), False)]
+    plan += [placement("aws", "eu-west-1", "eu-west-1a", "p5.48xlarge", False)]
     gcp = GCPProvisioner(poll_s=0.001, timeout_s=5)
-    info, placement, attempts = fo.provision_with_failover(
+    info, chosen, attempts = fo.provision_with_failover(
         plan, make_spec, get_provisioner=providers({"gcp": gcp}),
         on_attempt=lambda a: print(a.line()))
-    assert placement is plan[6] and info.cloud == "gcp" and info.zone == "us-central1-b"
+    assert chosen is plan[6] and info.cloud == "gcp" and info.zone == "us-central1-b"
     assert [a.outcome for a in attempts] == ["CAPACITY"] * 3 + ["QUOTA", "CAPACITY", "UP"]
     assert [a.placement for a in attempts] == plan[:4] + plan[5:7]  # plan order; us-west-2b skipped
     lines = capsys.readouterr().out.splitlines()
@@ -74,7 +57,7 @@ def test_failover_3_zones_2_regions_2_clouds_ends_on_first_with_capacity(aws, gc
 
 def test_total_failure_prints_table_and_leaves_nothing(aws):
     aws.fault("RunInstances", "InsufficientInstanceCapacity", times=10)
-    plan = [Placement(Offer("aws", "us-east-1", z, "m5.large"), s)
+    plan = [placement("aws", "us-east-1", z, "m5.large", s)
             for z in ("us-east-1a", "us-east-1b") for s in (True, False)]
     with pytest.raises(errors.ResourcesUnavailableError) as ei:
         fo.provision_with_failover(plan, make_spec, get_provisioner=providers())
@@ -99,11 +82,11 @@ def test_capacity_lost_during_wait_fails_over_and_cleans_up(aws, monkeypatch):
 
     ec2.meta.events.register("after-call.ec2.RunInstances", reclaim)
     try:
-        plan = [Placement(Offer("aws", "us-east-1", z, "m5.large"), True) for z in ("us-east-1a", "us-east-1b")]
-        info, placement, attempts = fo.provision_with_failover(plan, make_spec, get_provisioner=providers())
+        plan = [placement("aws", "us-east-1", z, "m5.large", True) for z in ("us-east-1a", "us-east-1b")]
+        info, chosen, attempts = fo.provision_with_failover(plan, make_spec, get_provisioner=providers())
     finally:
         ec2.meta.events.unregister("after-call.ec2.RunInstances", reclaim)
-    assert placement.offer.zone == "us-east-1b" and [a.outcome for a in attempts] == ["CAPACITY", "UP"]
+    assert chosen.offer.zone == "us-east-1b" and [a.outcome for a in attempts] == ["CAPACITY", "UP"]
     assert {r["zone"] for r in list_tagged_instances(["us-east-1"])} == {"us-east-1b"}
 
 

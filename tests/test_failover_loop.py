@@ -5,26 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from placements import placement
 
 from skybroker import errors
 from skybroker.clouds.base import ClusterInfo, ClusterSpec, NodeInfo
 from skybroker.core import failover as fo
-
-
-@dataclass
-class Offer:
-    cloud: str
-    region: str
-    zone: str | None
-    instance_type: str
-
-
-@dataclass
-class Placement:
-    offer: Offer
-    spot: bool
-    num_nodes: int = 1
-    hourly_cost: float = 1.0
 
 
 @dataclass
@@ -57,7 +42,7 @@ class FakeCloud:
 
 
 def P(cloud, region, zone, itype="m5.large", spot=True):
-    return Placement(Offer(cloud, region, zone, itype), spot)
+    return placement(cloud, region, zone, itype, spot)
 
 
 def make_spec(p):
