@@ -126,6 +126,20 @@ class BasePolicy:
         return f"<policy {self.name}>"
 
 
+def state_age_memory(n: int) -> dict[str, np.ndarray]:
+    """Memory of policies that look at how long spot has been up (or down): whether spot was
+    available at the last decision, and for how many decisions in a row that has held."""
+    return {"last": np.zeros(n, dtype=bool), "age": np.zeros(n)}
+
+
+def advance_state_age(state: RunState, memory: dict[str, np.ndarray]) -> np.ndarray:
+    """Update :func:`state_age_memory` with this decision's availability; the age (>= 1)."""
+    av = state.spot_any
+    age = np.where(av == memory["last"], memory["age"] + 1.0, 1.0)
+    memory["age"], memory["last"] = age, av.copy()
+    return age
+
+
 def memory_from_json(data: dict[str, list]) -> dict[str, np.ndarray]:
     """Inverse of ``{k: v.tolist()}``: what the controller reads back from its state DB."""
     return {k: np.asarray(v) for k, v in data.items()}

@@ -32,7 +32,16 @@ from collections import OrderedDict
 
 import numpy as np
 
-from skybroker.policy.base import NONE, OD, SPOT, TYPE_DTYPE, BasePolicy, RunState
+from skybroker.policy.base import (
+    NONE,
+    OD,
+    SPOT,
+    TYPE_DTYPE,
+    BasePolicy,
+    RunState,
+    advance_state_age,
+    state_age_memory,
+)
 from skybroker.policy.registry import register_policy
 
 #: The paper's prices: on-demand $3.06/h over spot $0.9731/h.
@@ -201,13 +210,11 @@ class HazardDP(BasePolicy):
                            else hazard_fit.check_hazards(hazards))
 
     def init_memory(self, n: int) -> dict[str, np.ndarray]:
-        return {"last": np.zeros(n, dtype=bool), "age": np.zeros(n)}
+        return state_age_memory(n)
 
     def decide(self, state: RunState, memory: dict[str, np.ndarray]) -> np.ndarray:
         av = state.spot_any
-        same = av == memory["last"]
-        age = np.where(same, memory["age"] + 1.0, 1.0)
-        memory["age"], memory["last"] = age, av.copy()
+        age = advance_state_age(state, memory)
         n = state.n
         gap = np.broadcast_to(np.asarray(state.gap, dtype=float), (n,))
         d_all = np.asarray(state.overhead, dtype=float)

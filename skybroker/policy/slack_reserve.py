@@ -30,7 +30,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from skybroker.policy.base import NONE, OD, SPOT, TYPE_DTYPE, BasePolicy, RunState
+from skybroker.policy.base import (
+    NONE,
+    OD,
+    SPOT,
+    TYPE_DTYPE,
+    BasePolicy,
+    RunState,
+    advance_state_age,
+    state_age_memory,
+)
 from skybroker.policy.registry import register_policy
 
 #: The paper's prices: on-demand $3.06/h over spot $0.9731/h.
@@ -63,15 +72,11 @@ class SlackReserve(BasePolicy):
         self.payback, self.ski, self.k = payback, ski, price_ratio
 
     def init_memory(self, n: int) -> dict[str, np.ndarray]:
-        # Whether spot was available at the last decision, and for how many ticks in a row
-        # the current state (available or not) has lasted.
-        return {"last": np.zeros(n, dtype=bool), "age": np.zeros(n)}
+        return state_age_memory(n)
 
     def decide(self, state: RunState, memory: dict[str, np.ndarray]) -> np.ndarray:
         av = state.spot_any
-        same = av == memory["last"]
-        age = np.where(same, memory["age"] + 1.0, 1.0)
-        memory["age"], memory["last"] = age, av.copy()
+        age = advance_state_age(state, memory)
 
         g, d = state.gap, state.overhead
         c = state.work_total - state.work_done
